@@ -1,0 +1,147 @@
+"""The event envelope and the base class of every event type.
+
+An event is immutable. Its envelope says who wrote it (`node`), when in causal order
+(`lamport`), which entity it changes (`entity`) and what happened (`payload`, a typed model
+whose class is the event type). The total order `(lamport, node, event_id)` -- a `Stamp` --
+decides every tie between events.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from hivebrain.errors import InvalidEvent
+
+#: Node names and entity ids become NATS subject tokens: no dots, spaces or wildcards.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")
+NODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class Stamp(NamedTuple):
+    """A point in the hive's total order; compares as a tuple."""
+
+    lamport: int
+    node: str
+    event_id: str
+
+
+class Payload(BaseModel):
+    """Base of every event type: a frozen model that rejects unknown fields.
+
+    Subclasses set `TYPE` ("family.verb") and `VERSION`; older versions are upcast on decode
+    (see `registry.upcaster`), so handlers only ever see the current shape.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+
+class VersionRef(BaseModel):
+    """The stamp of an earlier event, carried inside a payload (e.g. the version an edit edits)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lamport: int
+    node: str
+    event_id: str
+
+    @classmethod
+    def of(cls, stamp: Stamp) -> VersionRef:
+        return cls(lamport=stamp.lamport, node=stamp.node, event_id=stamp.event_id)
+
+    def stamp(self) -> Stamp:
+        return Stamp(self.lamport, self.node, self.event_id)
+
+
+def new_id() -> str:
+    """A fresh globally unique id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One immutable, Lamport-stamped change. Build local ones with `Event.new`."""
+
+    event_id: str
+    node: str
+    lamport: int
+    entity: str
+    payload: Payload
+    ts: float = field(default=0.0, compare=False)
+
+    @property
+    def type(self) -> str:
+        return self.payload.TYPE
+
+    @property
+    def v(self) -> int:
+        return self.payload.VERSION
+
+    @property
+    def family(self) -> str:
+        return self.payload.TYPE.split(".", 1)[0]
+
+    @property
+    def stamp(self) -> Stamp:
+        return Stamp(self.lamport, self.node, self.event_id)
+
+    @classmethod
+    def new(
+        cls,
+        payload: Payload,
+        *,
+        node: str,
+        lamport: int,
+        entity: str | None = None,
+        event_id: str | None = None,
+        ts: float | None = None,
+    ) -> Event:
+        """A new event; checks that node and entity can be used as subject tokens."""
+        event = cls(
+            event_id=event_id or new_id(),
+            node=node,
+            lamport=lamport,
+            entity=entity or new_id(),
+            payload=payload,
+            ts=time.time() if ts is None else ts,
+        )
+        event.check()
+        return event
+
+    def check(self) -> None:
+        """Raise InvalidEvent unless the envelope's fields are well formed."""
+        if not NODE_RE.match(self.node):
+            raise InvalidEvent(
+                f"node name {self.node!r} must be lowercase letters, digits, '-' or '_'"
+            )
+        if not TOKEN_RE.match(self.entity):
+            raise InvalidEvent(
+                f"entity {self.entity!r} must be 1-128 letters, digits, '_', ':' or '-'"
+            )
+        if not TOKEN_RE.match(self.event_id):
+            raise InvalidEvent(f"event_id {self.event_id!r} is not a valid id")
+        if self.lamport < 1:
+            raise InvalidEvent(f"lamport must be >= 1, got {self.lamport}")
+        if not self.payload.TYPE:
+            raise InvalidEvent(f"{type(self.payload).__name__} is not a registered event type")
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view of the whole event, for humans and scripts."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "v": self.v,
+            "node": self.node,
+            "lamport": self.lamport,
+            "ts": self.ts,
+            "entity": self.entity,
+            "payload": self.payload.model_dump(mode="json"),
+        }

@@ -1,0 +1,124 @@
+"""Memory events: what an AI remembers, in which agent's space, and how it changes.
+
+A memory is either a plain `text` or a conversation turn (`user_message` + `response`, with
+its `session`). Spaces follow the AI Memory Management seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .envelope import Payload, VersionRef
+from .registry import event_type, upcaster
+
+Space = Literal["working", "long_term", "personal_logs", "archive"]
+SPACES: tuple[Space, ...] = ("working", "long_term", "personal_logs", "archive")
+
+Tag = Field(min_length=1, max_length=64, pattern=r"^[^\s,]+$")
+
+
+@event_type
+class MemoryStored(Payload):
+    TYPE = "memory.stored"
+    VERSION = 2
+
+    text: str | None = Field(default=None, min_length=1)
+    user_message: str | None = None
+    response: str | None = None
+    session: str | None = None
+    agent: str = Field(default="default", min_length=1, max_length=128)
+    space: Space = "long_term"
+    tags: tuple[str, ...] = ()
+    source: str = ""
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    shared: bool = False
+
+    @model_validator(mode="after")
+    def _text_or_turn(self) -> MemoryStored:
+        if self.text is None and not (self.user_message and self.response):
+            raise ValueError("a memory needs text, or both user_message and response")
+        return self
+
+    def content(self) -> str:
+        """The searchable text of the memory."""
+        if self.text is not None:
+            return self.text
+        return f"{self.user_message}\n{self.response}"
+
+
+@event_type
+class MemoryEdited(Payload):
+    """New text for a memory, made on top of the version stamped `base`.
+
+    Two edits with the same base are a conflict (see projections). `untag` removes tags with
+    add-wins semantics: it names the tag-adding events it has seen, so an add it has not seen
+    survives.
+    """
+
+    TYPE = "memory.edited"
+
+    base: VersionRef
+    text: str | None = Field(default=None, min_length=1)
+    tag: tuple[str, ...] = ()
+    untag: tuple[TagRemoval, ...] = ()
+
+
+class TagRemoval(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tag: str
+    observed: tuple[str, ...]
+
+
+@event_type
+class MemoryMoved(Payload):
+    TYPE = "memory.moved"
+
+    space: Space
+    from_space: Space | None = None
+    reason: str = ""
+
+
+@event_type
+class MemoryForgotten(Payload):
+    """A tombstone: final, unless a later explicit `memory.restored`."""
+
+    TYPE = "memory.forgotten"
+
+    reason: str = ""
+
+
+@event_type
+class MemoryRestored(Payload):
+    TYPE = "memory.restored"
+
+    reason: str = ""
+
+
+@event_type
+class MemoryReinforced(Payload):
+    TYPE = "memory.reinforced"
+
+    amount: float = Field(default=1.0, gt=0.0, le=1000.0)
+
+
+@event_type
+class MemoryDecayed(Payload):
+    TYPE = "memory.decayed"
+
+    amount: float = Field(default=1.0, gt=0.0, le=1000.0)
+
+
+MemoryEdited.model_rebuild()
+
+
+@upcaster("memory.stored", 1)
+def _stored_v1_to_v2(old: dict[str, Any]) -> dict[str, Any]:
+    """v1 (the Firestore-era shape) said `content` and `memory_type` ("long_term_memory")."""
+    new = {k: v for k, v in old.items() if k not in ("content", "memory_type", "metadata")}
+    new["text"] = old.get("content")
+    memory_type = str(old.get("memory_type", "long_term_memory"))
+    new["space"] = memory_type.removesuffix("_memory")
+    return new
