@@ -19,7 +19,7 @@ from .registry import payload_class, upcast
 
 CONTENT_TYPE = "application/msgpack"
 
-_ENVELOPE_FIELDS = {
+_ENVELOPE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "event_id": str,
     "type": str,
     "v": int,
