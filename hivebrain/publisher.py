@@ -1,0 +1,192 @@
+"""Publishing events to JetStream with bounded in-flight acks, a timeout on every ack and
+retries that reuse the event's `Nats-Msg-Id` (so the stream's duplicate window drops repeats).
+
+nats-py's `publish_async` can leave an ack future unresolved forever when the server answers
+with an error, and costs a future lookup per message; this publisher owns one wildcard reply
+subscription instead, resolves or fails every pending ack itself, and sweeps for overdue ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from hivebrain.events import Event, encode
+from hivebrain.events.subjects import headers, subject
+
+from .errors import BusError, PublishTimeout
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    stream: str
+    seq: int
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    future: asyncio.Future[Ack]
+    deadline: float = 0.0
+    attempts: int = 0
+    token: str = ""
+
+
+@dataclass
+class PublisherStats:
+    published: int = 0
+    retries: int = 0
+    failed: int = 0
+    duplicates: int = 0
+
+
+class Publisher:
+    """Publishes events; `publish` returns a future of the JetStream ack.
+
+    At most `max_in_flight` events wait for an ack; `publish` waits for room beyond that.
+    An ack not received within `ack_timeout` is retried (same message id, new reply subject)
+    up to `retries` times, then the future fails with PublishTimeout.
+    """
+
+    def __init__(
+        self,
+        nc: Any,
+        *,
+        max_in_flight: int = 2048,
+        ack_timeout: float = 5.0,
+        retries: int = 5,
+    ) -> None:
+        self._nc = nc
+        self._room = asyncio.Semaphore(max_in_flight)
+        self._ack_timeout = ack_timeout
+        self._retries = retries
+        self._pending: dict[str, _Pending] = {}
+        self._prefix = ""
+        self._counter = 0
+        self._sub: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stats = PublisherStats()
+
+    async def start(self) -> None:
+        self._prefix = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_reply)
+        self._sweeper = asyncio.create_task(self._sweep(), name="publisher-sweep")
+
+    async def close(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(BusError("publisher closed before the ack"))
+        self._pending.clear()
+
+    async def publish(self, event: Event) -> asyncio.Future[Ack]:
+        """Send one event; the returned future resolves to its Ack."""
+        if not self._prefix:
+            raise BusError("publisher not started")
+        await self._room.acquire()
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(self._release)
+        pending = _Pending(subject(event), encode(event), headers(event), future)
+        self._idle.clear()
+        await self._send(pending)
+        return future
+
+    async def publish_wait(self, event: Event) -> Ack:
+        return await (await self.publish(event))
+
+    async def flush(self) -> None:
+        """Wait until every event sent so far is acknowledged or failed."""
+        await self._idle.wait()
+
+    def _release(self, future: asyncio.Future[Ack]) -> None:
+        self._room.release()
+
+    async def _send(self, pending: _Pending) -> None:
+        self._counter += 1
+        pending.token = f"{self._prefix}.{self._counter}"
+        pending.attempts += 1
+        pending.deadline = asyncio.get_running_loop().time() + self._ack_timeout
+        self._pending[pending.token] = pending
+        try:
+            await self._nc.publish(
+                pending.subject, pending.data, reply=pending.token, headers=pending.headers
+            )
+        except Exception as exc:  # connection closed or draining: retried by the sweep
+            log.debug("publish.send_failed", error=str(exc), subject=pending.subject)
+
+    async def _on_reply(self, msg: Any) -> None:
+        pending = self._pending.pop(msg.subject, None)
+        if pending is None or pending.future.done():
+            return  # a late ack for an attempt already retried: the retry's ack counts
+        status = (msg.headers or {}).get("Status")
+        if status == "503":
+            # No stream answered (not created yet, or JetStream still starting): retry later.
+            pending.deadline = asyncio.get_running_loop().time() + min(0.2, self._ack_timeout)
+            self._pending[pending.token] = pending
+            return
+        try:
+            reply = json.loads(msg.data)
+        except ValueError:
+            self._fail(pending, BusError(f"unreadable ack for {pending.subject}"))
+            return
+        if "error" in reply:
+            error = reply["error"]
+            self._fail(pending, BusError(f"JetStream refused {pending.subject}: {error}"))
+            return
+        ack = Ack(reply["stream"], int(reply["seq"]), bool(reply.get("duplicate", False)))
+        self.stats.published += 1
+        if ack.duplicate:
+            self.stats.duplicates += 1
+        pending.future.set_result(ack)
+        self._check_idle()
+
+    def _fail(self, pending: _Pending, exc: Exception) -> None:
+        self.stats.failed += 1
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._pending:
+            self._idle.set()
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.1)
+            now = loop.time()
+            overdue = [p for p in self._pending.values() if p.deadline <= now]
+            for pending in overdue:
+                self._pending.pop(pending.token, None)
+                if pending.future.done():
+                    continue
+                if pending.attempts > self._retries:
+                    self._fail(
+                        pending,
+                        PublishTimeout(
+                            f"no ack for {pending.subject} after {pending.attempts} attempts"
+                        ),
+                    )
+                    continue
+                self.stats.retries += 1
+                log.warning("publish.retry", subject=pending.subject, attempt=pending.attempts)
+                await self._send(pending)
+            self._check_idle()
