@@ -1,0 +1,67 @@
+"""The Lamport clock's persistent store (`hivebrain.events.ClockStore`) in the projection file.
+
+The `clock` table is node state: a rebuild of the projections never touches it. Several
+processes of one node may share it; each reservation is one `BEGIN IMMEDIATE` transaction, so
+no two stores on the same file ever hand out overlapping ranges.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hivebrain.errors import ProjectionError
+
+from .schema import migrate
+from .sqlite import connect, sqlite_errors
+
+OBSERVE_SQL = (
+    "INSERT INTO clock (id, high) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET high = max(high, excluded.high)"
+)
+
+
+def read_high(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT high FROM clock WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+class SqliteClockStore:
+    def __init__(self, path: Path | str) -> None:
+        self._conn = connect(path)
+        try:
+            migrate(self._conn)
+        except sqlite_errors() as exc:
+            self._conn.close()
+            raise ProjectionError(f"cannot prepare clock in {path}: {exc}") from None
+
+    def reserve(self, above: int, count: int) -> int:
+        """Reserve `count` values above max(stored, above); return the first of them."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                high = max(read_high(self._conn), above) + count
+                self._conn.execute(OBSERVE_SQL, (high,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite_errors() as exc:
+            raise ProjectionError(f"cannot reserve clock values: {exc}") from None
+        return high - count + 1
+
+    def observe(self, value: int) -> None:
+        """Raise the stored high-water mark to at least `value`."""
+        try:
+            self._conn.execute(OBSERVE_SQL, (value,))
+        except sqlite_errors() as exc:
+            raise ProjectionError(f"cannot store clock value: {exc}") from None
+
+    @property
+    def high(self) -> int:
+        return read_high(self._conn)
+
+    def close(self) -> None:
+        self._conn.close()

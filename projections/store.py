@@ -1,0 +1,273 @@
+"""The projection store: applies batches of events to one SQLite file and answers queries.
+
+Everything a batch changes -- rows, the `applied` set, stream positions, dead letters and the
+clock's high-water mark -- commits in one transaction, so a crash never applies an event twice
+or loses one. State is a pure function of the set of events applied (see the family modules).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
+from hivebrain.events import Event, Payload, decode
+
+from . import knowledge_queries, memory_queries
+from .clock_store import OBSERVE_SQL, read_high
+from .devices import DEVICES
+from .digest import digest
+from .knowledge import KNOWLEDGE
+from .memories import MEMORIES
+from .memory_queries import Conflict, MemoryHit, MemoryRow, Strategy
+from .misc import AGENTS, EMBEDDINGS, INTERACTIONS, TASKS
+from .observations import OBSERVATIONS
+from .projection import Apply, Projection
+from .schema import DIGEST_QUERIES, create_projection_tables, drop_projection_tables, migrate
+from .sqlite import connect, sqlite_errors
+
+PROJECTIONS: tuple[Projection, ...] = (
+    MEMORIES,
+    KNOWLEDGE,
+    DEVICES,
+    OBSERVATIONS,
+    AGENTS,
+    EMBEDDINGS,
+    INTERACTIONS,
+    TASKS,
+)
+HANDLERS: dict[type[Payload], Apply] = {
+    cls: apply for projection in PROJECTIONS for cls, apply in projection.handlers.items()
+}
+OWNERS: dict[type[Payload], Projection] = {
+    cls: projection for projection in PROJECTIONS for cls in projection.handlers
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as read from a JetStream stream."""
+
+    stream: str  # "EVENTS" or "HIVE"
+    seq: int  # stream sequence
+    data: bytes  # msgpack body
+    msg_id: str | None = None  # the Nats-Msg-Id header (== event_id) if present
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    max_lamport: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    stream: str
+    seq: int
+    reason: str
+    msg_id: str | None
+    data: bytes
+    at: float
+
+
+class ProjectionStore:
+    def __init__(self, path: Path | str, *, strategy: Strategy = "lww") -> None:
+        self.path = Path(path)
+        self.strategy: Strategy = strategy
+        self._conn = connect(path)
+        try:
+            migrate(self._conn)
+        except sqlite_errors() as exc:
+            self._conn.close()
+            raise ProjectionError(f"cannot prepare projection database {path}: {exc}") from None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite_errors() as exc:
+            raise ProjectionError(f"projection write failed: {exc}") from None
+
+    def apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply stream deliveries in one transaction, recording positions and dead letters."""
+        result = BatchResult()
+        with self._transaction() as conn:
+            positions = dict(conn.execute("SELECT stream, seq FROM positions").fetchall())
+            seen = dict(positions)
+            events: list[Event] = []
+            dead: list[tuple[str, int, str, str | None, bytes, float]] = []
+            for d in deliveries:
+                if d.seq <= positions.get(d.stream, 0):
+                    continue
+                if d.seq > seen.get(d.stream, 0):
+                    seen[d.stream] = d.seq
+                try:
+                    events.append(decode(d.data))
+                except (InvalidEvent, UnknownEventType) as exc:
+                    dead.append((d.stream, d.seq, str(exc), d.msg_id, d.data, time.time()))
+            self._apply(conn, events, result)
+            if dead:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO dead_letters (stream, seq, reason, msg_id, data, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    dead,
+                )
+                result.dead = len(dead)
+            changed = [(s, q) for s, q in seen.items() if q != positions.get(s)]
+            if changed:
+                conn.executemany(
+                    "INSERT INTO positions (stream, seq) VALUES (?, ?) "
+                    "ON CONFLICT (stream) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    changed,
+                )
+        return result
+
+    def apply_events(self, events: Iterable[Event]) -> int:
+        """Apply already decoded events (no stream positions); return how many were new."""
+        result = BatchResult()
+        with self._transaction() as conn:
+            self._apply(conn, list(events), result)
+        return result.applied
+
+    def _apply(self, conn: sqlite3.Connection, events: list[Event], result: BatchResult) -> None:
+        if not events:
+            return
+        unique: dict[str, Event] = {}
+        for e in events:
+            unique.setdefault(e.event_id, e)
+        known = {
+            row[0]
+            for row in conn.execute(
+                "SELECT event_id FROM applied WHERE event_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(unique)),),
+            )
+        }
+        fresh = [e for key, e in unique.items() if key not in known]
+        result.applied = len(fresh)
+        result.duplicates = len(events) - len(fresh)
+        result.max_lamport = max(e.lamport for e in events)
+        conn.executemany(
+            "INSERT INTO applied (event_id, type, node, lamport) VALUES (?, ?, ?, ?)",
+            [(e.event_id, e.payload.TYPE, e.node, e.lamport) for e in fresh],
+        )
+        groups: dict[type[Payload], list[Event]] = {}
+        for e in fresh:
+            groups.setdefault(type(e.payload), []).append(e)
+        touched: dict[str, Projection] = {}
+        for cls, group in groups.items():
+            apply = HANDLERS.get(cls)
+            if apply is not None:
+                apply(conn, group)
+                touched[OWNERS[cls].name] = OWNERS[cls]
+        for projection in touched.values():
+            if projection.finish is not None:
+                projection.finish(conn)
+        conn.execute(OBSERVE_SQL, (result.max_lamport,))
+
+    def reset(self) -> None:
+        """Drop and recreate every projection table; the clock and meta stay."""
+        with self._transaction() as conn:
+            drop_projection_tables(conn)
+            create_projection_tables(conn)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def position(self, stream: str) -> int:
+        row = self._conn.execute("SELECT seq FROM positions WHERE stream = ?", (stream,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def digest(self) -> str:
+        return digest(self._conn)
+
+    def search_memories(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        agent: str | None = None,
+        space: str | None = None,
+        tags: Sequence[str] = (),
+        node: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        include_forgotten: bool = False,
+    ) -> list[MemoryHit]:
+        """Keyword search (FTS5, BM25; best first). Query text is never FTS syntax."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        return memory_queries.search(self._conn, query, limit, filters, include_forgotten)
+
+    def list_memories(
+        self,
+        *,
+        limit: int = 50,
+        agent: str | None = None,
+        space: str | None = None,
+        tags: Sequence[str] = (),
+        node: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        include_forgotten: bool = False,
+    ) -> list[MemoryHit]:
+        """Memories, most recent first (score 0.0)."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        return memory_queries.recent(self._conn, limit, filters, include_forgotten)
+
+    def memory(self, entity: str) -> MemoryRow | None:
+        return memory_queries.memory(self._conn, entity, self.strategy)
+
+    def conflicts(self) -> list[Conflict]:
+        return memory_queries.conflicts(self._conn, self.strategy)
+
+    def search_knowledge(self, query: str, limit: int = 10) -> list[knowledge_queries.ChunkHit]:
+        return knowledge_queries.search(self._conn, query, limit)
+
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        rows = self._conn.execute(
+            "SELECT stream, seq, reason, msg_id, data, at FROM dead_letters "
+            "ORDER BY at DESC, stream, seq LIMIT ?",
+            (limit,),
+        )
+        return [DeadLetter(s, q, r, m, bytes(d or b""), a) for s, q, r, m, d, a in rows]
+
+    def stats(self) -> dict[str, int | dict[str, int]]:
+        """Row counts per replicated table, dead letters, stream positions and the clock."""
+        conn = self._conn
+        out: dict[str, int | dict[str, int]] = {
+            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            for table, _ in DIGEST_QUERIES
+        }
+        out["dead_letters"] = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        out["positions"] = dict(conn.execute("SELECT stream, seq FROM positions").fetchall())
+        out["clock"] = read_high(conn)
+        return out
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's connection, for read queries of other modules (same thread as writes)."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ProjectionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
