@@ -95,7 +95,7 @@ class MemoryRow:
     forgotten: bool
     strength: float
     tags: tuple[str, ...]
-    tag_adds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag -> live add ids
+    tag_events: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag -> live add ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +250,7 @@ def memory(conn: sqlite3.Connection, entity: str, strategy: Strategy) -> MemoryR
         forgotten=bool(row[17]),
         strength=row[18] / 1000,
         tags=tuple(sorted(tags)),
-        tag_adds={tag: tuple(ids) for tag, ids in sorted(tags.items())},
+        tag_events={tag: tuple(ids) for tag, ids in sorted(tags.items())},
     )
 
 

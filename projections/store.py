@@ -19,7 +19,7 @@ from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
 
 from . import knowledge_queries, memory_queries
-from .clock_store import OBSERVE_SQL, read_high
+from .clock_store import OBSERVE_SQL, SqliteClockStore, read_high
 from .devices import DEVICES
 from .digest import digest
 from .knowledge import KNOWLEDGE
@@ -30,6 +30,17 @@ from .observations import OBSERVATIONS
 from .projection import Apply, Projection
 from .schema import DIGEST_QUERIES, create_projection_tables, drop_projection_tables, migrate
 from .sqlite import connect, sqlite_errors
+
+__all__ = [
+    "BatchResult",
+    "Conflict",
+    "DeadLetter",
+    "Delivery",
+    "MemoryHit",
+    "MemoryRow",
+    "ProjectionStore",
+    "SqliteClockStore",
+]
 
 PROJECTIONS: tuple[Projection, ...] = (
     MEMORIES,
