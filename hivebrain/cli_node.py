@@ -1,0 +1,191 @@
+"""Node commands: up, stats, dead-letters, projections rebuild/digest."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from hivebrain.events.memory import MemoryStored
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.projections.store import ProjectionStore
+
+from .brain import Brain
+from .cli import cli, emit, install_stop_signals, pass_settings, run
+from .cli_support import reach_nats
+from .config import Settings
+from .errors import NotConnected
+from .node import Node, NodeLock
+from .projector import Projector
+
+WELCOME = "hivebrain is running: what one node remembers, every node of the homelab recalls"
+
+
+@cli.command()
+@click.option("--welcome", is_flag=True, help="Show remember and recall working, then serve.")
+@pass_settings
+def up(settings: Settings, welcome: bool) -> None:
+    """Start this node (and its embedded nats-server) until Ctrl-C."""
+
+    async def go() -> None:
+        node = Node(settings)
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await node.start()
+        try:
+            url = node.bus.nc.connected_url.geturl() if node.bus else settings.nats_url
+            click.echo(f"node {settings.node} is up: NATS {url}, data in {settings.data_dir}")
+            if welcome:
+                await _welcome(node)
+            click.echo("Ctrl-C stops it.")
+            await stop.wait()
+        finally:
+            click.echo("stopping...")
+            await node.stop()
+
+    run(go())
+
+
+async def _welcome(node: Node) -> None:
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    brain = Brain(node.settings, node.bus, await node.bus.publisher())
+    try:
+        if not node.store.search_memories("homelab recalls", limit=1):
+            written = await brain.remember(MemoryStored(text=WELCOME, tags=("welcome",)))
+            await node.projector.wait_for(EVENTS_STREAM, written.ack.seq)
+            click.echo(f'$ hivebrain remember "{WELCOME}" --tag welcome')
+            click.echo(f"remembered {written.event.entity}")
+        click.echo('$ hivebrain recall "what does every node recall?"')
+        for hit in node.store.search_memories("every node recall", limit=3):
+            click.echo(f"{hit.score:7.3f}  {hit.id}  {hit.text}")
+        click.echo("In another terminal: .venv/bin/hivebrain remember / recall / stats --help")
+    finally:
+        await brain.publisher.close()
+        brain.store.close()
+
+
+@cli.command()
+@pass_settings
+def stats(settings: Settings) -> None:
+    """Counts, stream positions, lag and dead letters of this node."""
+    store = ProjectionStore(settings.db_path)
+    try:
+        data: dict[str, Any] = {"node": settings.node, "projection": store.stats()}
+        positions = {s: store.position(s) for s in (EVENTS_STREAM, HIVE_STREAM)}
+    finally:
+        store.close()
+
+    async def streams() -> dict[str, Any]:
+        async with reach_nats(settings) as bus:
+            return {s: await bus.last_seq(s) for s in positions}
+
+    try:
+        last = run(streams())
+        data["streams"] = {
+            s: {"last_seq": last[s], "applied": positions[s], "lag": last[s] - positions[s]}
+            for s in positions
+        }
+    except NotConnected as exc:
+        data["streams"] = {"error": str(exc)}
+    data["node_running"] = NodeLock.held(settings.lock_file)
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"node {d['node']} ({'running' if d['node_running'] else 'stopped'})"]
+        for key, value in d["projection"].items():
+            lines.append(f"  {key:18} {value}")
+        for stream, info in d["streams"].items():
+            lines.append(f"  stream {stream:11} {info}")
+        return "\n".join(lines)
+
+    emit(settings, data, text)
+
+
+@cli.command("dead-letters")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@pass_settings
+def dead_letters(settings: Settings, limit: int) -> None:
+    """Messages that could not be applied, with the reason."""
+    store = ProjectionStore(settings.db_path)
+    try:
+        rows = [asdict(d) for d in store.dead_letters(limit)]
+    finally:
+        store.close()
+    emit(
+        settings,
+        rows,
+        lambda rs: (
+            "\n".join(f"{r['stream']} #{r['seq']}: {r['reason']}" for r in rs) or "no dead letters"
+        ),
+    )
+
+
+@cli.group()
+def projections() -> None:
+    """The local SQLite projection of the event log."""
+
+
+@projections.command()
+@pass_settings
+def digest(settings: Settings) -> None:
+    """A canonical hash of the projection: equal on nodes that saw the same events."""
+    store = ProjectionStore(settings.db_path)
+    try:
+        value = store.digest()
+    finally:
+        store.close()
+    emit(settings, {"node": settings.node, "digest": value}, value)
+
+
+@projections.command()
+@pass_settings
+def rebuild(settings: Settings) -> None:
+    """Drop the projection and replay every event from sequence 1 (the node must be stopped)."""
+
+    async def go() -> dict[str, Any]:
+        lock = NodeLock(settings.lock_file)
+        lock.acquire()
+        try:
+            async with reach_nats(settings, holding_lock=True) as bus:
+                store = ProjectionStore(settings.db_path)
+                try:
+                    store.reset()
+                    total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
+                    started = time.perf_counter()
+                    projector = Projector(bus, store, batch_size=5000, high_water=50_000)
+                    await projector.start()
+                    with click.progressbar(
+                        length=total, label="replaying", file=click.get_text_stream("stderr")
+                    ) as bar:
+
+                        def advance(n: int) -> None:
+                            bar.update(n)
+
+                        await projector.catch_up(advance)
+                    await projector.stop()
+                    seconds = time.perf_counter() - started
+                    return {
+                        "messages": total,
+                        "applied": projector.totals.applied,
+                        "duplicates": projector.totals.duplicates,
+                        "dead_letters": projector.totals.dead,
+                        "seconds": round(seconds, 3),
+                        "digest": store.digest(),
+                    }
+                finally:
+                    store.close()
+        finally:
+            lock.release()
+
+    result = run(go())
+    emit(
+        settings,
+        result,
+        lambda r: (
+            f"replayed {r['messages']} messages in {r['seconds']}s: {r['applied']} events applied, "
+            f"{r['duplicates']} duplicates skipped, {r['dead_letters']} dead letters\n"
+            f"digest {r['digest']}"
+        ),
+    )

@@ -1,0 +1,52 @@
+"""What several commands share: reaching NATS (starting the embedded server for the length of
+one command when no node runs) and opening the brain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from .brain import Brain
+from .bus import Bus, connect
+from .config import Settings
+from .errors import NotConnected
+from .natsserver import NatsServer
+from .node import NodeLock, server_config
+
+
+@asynccontextmanager
+async def reach_nats(settings: Settings, *, holding_lock: bool = False) -> AsyncIterator[Bus]:
+    """A connected bus. With the embedded default and no node running, a nats-server is started
+    on the node's store for the length of the command, so its streams can still be used.
+    `holding_lock`: the caller holds the node lock itself (a rebuild), so no node runs."""
+    server: NatsServer | None = None
+    try:
+        bus = await connect(settings.nats_url, timeout=2.0)
+    except NotConnected:
+        node_running = not holding_lock and NodeLock.held(settings.lock_file)
+        if not settings.embedded or node_running:
+            raise NotConnected(
+                f"cannot reach NATS at {settings.nats_url}: is the node up? (hivebrain up)"
+            ) from None
+        server = NatsServer(server_config(settings), binary=settings.nats_binary)
+        await server.start()
+        bus = await connect(server.url)
+    try:
+        await bus.ensure_streams(settings.node)
+        yield bus
+    finally:
+        await bus.close()
+        if server is not None:
+            await server.stop()
+
+
+@asynccontextmanager
+async def open_brain(settings: Settings) -> AsyncIterator[Brain]:
+    async with reach_nats(settings) as bus:
+        publisher = await bus.publisher()
+        brain = Brain(settings, bus, publisher)
+        try:
+            yield brain
+        finally:
+            await publisher.close()
+            brain.store.close()

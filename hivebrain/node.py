@@ -1,0 +1,128 @@
+"""The node: the composition root that wires a NATS server, the bus, the projection and the
+projector together for one machine of the hive."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+import structlog
+
+from hivebrain.events import LamportClock
+from hivebrain.projections.store import ProjectionStore, SqliteClockStore
+
+from .bus import Bus, connect
+from .config import Settings, write_runtime
+from .errors import ConfigError
+from .natsserver import NatsServer, ServerConfig
+from .projector import Projector
+
+log = structlog.get_logger(__name__)
+
+
+class NodeLock:
+    """An exclusive lock on a data directory: one node (or one rebuild) at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self._path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"a node is already running on {self._path.parent} (pid {owner}); stop it first"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        """True while some process holds the lock."""
+        if not path.exists():
+            return False
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+def server_config(settings: Settings) -> ServerConfig:
+    return ServerConfig(
+        store_dir=settings.nats_dir,
+        name=settings.node,
+        host=settings.host,
+        port=settings.port,
+        domain=settings.node,
+    )
+
+
+class Node:
+    """One running node: its nats-server (when embedded), streams and projector."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.server: NatsServer | None = None
+        self.bus: Bus | None = None
+        self.store: ProjectionStore | None = None
+        self.projector: Projector | None = None
+        self.clock: LamportClock | None = None
+        self._lock = NodeLock(settings.lock_file)
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._lock.acquire()
+        try:
+            if settings.embedded:
+                self.server = NatsServer(server_config(settings), binary=settings.nats_binary)
+                await self.server.start()
+            url = self.server.url if self.server else settings.nats_url
+            self.bus = await connect(url)
+            await self.bus.ensure_streams(settings.node)
+            self.store = ProjectionStore(settings.db_path)
+            self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
+            clock = self.clock
+            self.projector = Projector(
+                self.bus, self.store, on_batch=lambda r: clock.observe(r.max_lamport)
+            )
+            await self.projector.start()
+            write_runtime(settings, url, os.getpid())
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("node.started", node=settings.node, nats=settings.nats_url)
+
+    async def stop(self) -> None:
+        if self.projector is not None:
+            await self.projector.stop()
+            self.projector = None
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+        self._lock.release()
+        log.info("node.stopped", node=self.settings.node)

@@ -1,0 +1,163 @@
+"""Feeds a node's streams into its SQLite projection.
+
+Messages from `EVENTS` (own writes, visible at once, also offline) and `HIVE` (everyone's) are
+buffered and applied in batches on one dedicated writer thread; each batch commits its rows and
+the streams' positions in one transaction (`ProjectionStore.apply_batch`), so a crash at any
+point resumes exactly where the last commit stopped. Duplicates (an own event arriving again
+through HIVE) are dropped by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
+
+from .bus import Bus, RawMessage
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int], None]
+
+
+class Projector:
+    def __init__(
+        self,
+        bus: Bus,
+        store: ProjectionStore,
+        *,
+        streams: tuple[str, ...] = (EVENTS_STREAM, HIVE_STREAM),
+        batch_size: int = 2000,
+        high_water: int = 20_000,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._streams = streams
+        self._batch_size = batch_size
+        self._high_water = high_water
+        self._on_batch = on_batch
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+        self._buffer: list[Delivery] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._applied = asyncio.Condition()
+        self._subs: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self.positions: dict[str, int] = {}
+        self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
+
+    async def start(self) -> None:
+        for stream in self._streams:
+            self.positions[stream] = await self._run(self._store.position, stream)
+        self._task = asyncio.create_task(self._apply_loop(), name="projector")
+        for stream in self._streams:
+            sub = await self._bus.consume(stream, self.positions[stream] + 1, self._on_message)
+            self._subs.append(sub)
+        log.info("projector.started", positions=self.positions)
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._buffer:  # what was received is applied, not dropped
+            await self._apply(self._take())
+        self._writer.shutdown(wait=True)
+
+    async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> bool:
+        """Wait until `stream` is applied up to `seq`; False on timeout."""
+
+        async def reached() -> None:
+            async with self._applied:
+                await self._applied.wait_for(lambda: self.positions.get(stream, 0) >= seq)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def catch_up(self, progress: Progress | None = None) -> dict[str, int]:
+        """Apply every message stored in the streams when called, then return the targets.
+        For rebuilds and tools; `start` must have been called."""
+        targets = {s: await self._bus.last_seq(s) for s in self._streams}
+        done_before = sum(min(self.positions[s], targets[s]) for s in self._streams)
+        last_reported = done_before
+
+        def done() -> int:
+            return sum(min(self.positions[s], targets[s]) for s in self._streams)
+
+        async with self._applied:
+            while done() < sum(targets.values()):
+                await self._applied.wait()
+                if progress is not None:
+                    now = done()
+                    progress(now - last_reported)
+                    last_reported = now
+        return targets
+
+    async def _on_message(self, msg: RawMessage) -> None:
+        self._buffer.append(Delivery(msg.stream, msg.seq, msg.data, msg.msg_id))
+        self._wake.set()
+        if len(self._buffer) >= self._high_water:
+            self._room.clear()
+            await self._room.wait()  # stalls this subscription; flow control holds the server
+
+    def _take(self) -> list[Delivery]:
+        batch, self._buffer = self._buffer, []
+        self._room.set()
+        return batch
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._buffer:
+                batch = self._buffer[: self._batch_size]
+                del self._buffer[: self._batch_size]
+                if len(self._buffer) < self._high_water:
+                    self._room.set()
+                await self._apply(batch)
+
+    async def _apply(self, batch: list[Delivery]) -> None:
+        try:
+            result = await self._run(self._store.apply_batch, batch)
+        except Exception:
+            # The batch is not committed; positions are unchanged. Put it back and retry.
+            log.exception("projector.batch_failed", size=len(batch))
+            self._buffer[:0] = batch
+            await asyncio.sleep(1.0)
+            self._wake.set()
+            return
+        self.totals = BatchResult(
+            applied=self.totals.applied + result.applied,
+            duplicates=self.totals.duplicates + result.duplicates,
+            dead=self.totals.dead + result.dead,
+            max_lamport=max(self.totals.max_lamport, result.max_lamport),
+        )
+        if result.dead:
+            log.warning("projector.dead_lettered", count=result.dead)
+        for delivery in batch:
+            if delivery.seq > self.positions.get(delivery.stream, 0):
+                self.positions[delivery.stream] = delivery.seq
+        if self._on_batch is not None:
+            self._on_batch(result)
+        async with self._applied:
+            self._applied.notify_all()
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
