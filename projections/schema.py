@@ -63,13 +63,13 @@ def _fts_triggers(
         f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} WHEN {old} BEGIN "
         f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.rowid, old.{column}); "
         "END",
-        f"CREATE TRIGGER {fts}_au_out AFTER UPDATE OF {watch} ON {table} "
-        f"WHEN ({old}) AND (NOT ({new}) OR {changed}) BEGIN "
-        f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.rowid, old.{column}); "
-        "END",
-        f"CREATE TRIGGER {fts}_au_in AFTER UPDATE OF {watch} ON {table} "
-        f"WHEN ({new}) AND (NOT ({old}) OR {changed}) BEGIN "
-        f"INSERT INTO {fts}(rowid, {column}) VALUES (new.rowid, new.{column}); END",
+        # One trigger, so the old entry is always deleted before the new one is inserted.
+        f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {watch} ON {table} "
+        f"WHEN ({old}) OR ({new}) BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, {column}) SELECT 'delete', old.rowid, old.{column} "
+        f"WHERE ({old}) AND (NOT ({new}) OR {changed}); "
+        f"INSERT INTO {fts}(rowid, {column}) SELECT new.rowid, new.{column} "
+        f"WHERE ({new}) AND (NOT ({old}) OR {changed}); END",
     ]
 
 

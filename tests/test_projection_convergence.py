@@ -139,7 +139,28 @@ def _chunk(doc: str, index: int) -> dict[str, object]:
 EVENTS = event_mix()
 
 
+WORDS = ("apples", "green", "yellow", "greeting", "hello", "resurrected", "garage", "gardening")
+
+
+def searchable(store: ProjectionStore) -> tuple[object, ...]:
+    """What keyword search sees (FTS indexes are left out of the digest, so compare them)."""
+    for fts in ("memories_fts", "memories_forgotten_fts", "knowledge_fts"):
+        store.connection.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 0)")
+    return tuple(
+        (
+            sorted(h.id for h in store.search_memories(w)),
+            sorted(h.id for h in store.search_memories(w, include_forgotten=True)),
+            sorted(h.id for h in store.search_knowledge(w)),
+        )
+        for w in WORDS
+    )
+
+
 def digest_of(events: Sequence[Event], chunk: int = 7) -> str:
+    return state_of(events, chunk)[0]
+
+
+def state_of(events: Sequence[Event], chunk: int = 7) -> tuple[str, tuple[object, ...]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = ProjectionStore(Path(tmp) / "p.db")
         try:
@@ -149,12 +170,20 @@ def digest_of(events: Sequence[Event], chunk: int = 7) -> str:
             ]
             for start in range(0, len(deliveries), chunk):
                 store.apply_batch(deliveries[start : start + chunk])
-            return store.digest()
+            return store.digest(), searchable(store)
         finally:
             store.close()
 
 
-REFERENCE = digest_of(EVENTS, chunk=len(EVENTS))
+REFERENCE, SEARCHABLE = state_of(EVENTS, chunk=len(EVENTS))
+
+
+def test_reference_state_is_what_the_rules_say() -> None:
+    found = dict(zip(WORDS, SEARCHABLE, strict=True))
+    assert found["green"] == (["m1"], ["m1"], [])  # edit_c "apples: green" is the newest
+    assert found["yellow"] == ([], [], [])  # the losing concurrent edit is not the text
+    assert found["resurrected"] == ([], ["m2"], [])  # forgotten: only with include_forgotten
+    assert found["gardening"] == ([], [], ["c1"])  # c2 removed, c1 re-added after removal
 
 
 @settings(max_examples=40, deadline=None)
@@ -166,14 +195,14 @@ REFERENCE = digest_of(EVENTS, chunk=len(EVENTS))
 def test_any_order_and_duplication_gives_one_digest(
     order: list[Event], again: list[Event], chunk: int
 ) -> None:
-    assert digest_of([*order, *again], chunk) == REFERENCE
+    assert state_of([*order, *again], chunk) == (REFERENCE, SEARCHABLE)
 
 
 def test_one_event_at_a_time_in_shuffled_orders() -> None:
     for seed in range(5):
         events = list(EVENTS)
         random.Random(seed).shuffle(events)
-        assert digest_of(events, chunk=1) == REFERENCE
+        assert state_of(events, chunk=1) == (REFERENCE, SEARCHABLE)
 
 
 def test_a_different_set_gives_a_different_digest() -> None:
