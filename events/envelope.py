@@ -38,7 +38,10 @@ class Payload(BaseModel):
     (see `registry.upcaster`), so handlers only ever see the current shape.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # bytes (e.g. vectors) travel as msgpack bin; in JSON (CLI, logs) they are base64.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1

@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 import structlog
@@ -38,7 +38,28 @@ def emit(settings: Settings, data: Any, text: Callable[[Any], str] | str) -> Non
         click.echo(text(data) if callable(text) else text)
 
 
-pass_settings = click.make_pass_decorator(Settings)
+_pass_settings = click.make_pass_decorator(Settings)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        settings = ctx.find_object(Settings)
+        if settings is not None:
+            ctx.obj = settings.model_copy(update={"json_output": True})
+
+
+def pass_settings(f: F) -> F:
+    """Pass the Settings to a command, and accept `--json` after the command's name too."""
+    option = click.option(
+        "--json",
+        "json_output",
+        is_flag=True,
+        expose_value=False,
+        callback=_json_flag,
+        help="Machine-readable output.",
+    )
+    return cast(F, option(_pass_settings(f)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +118,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: one line, details with --log-level debug
+        log.debug("internal_error", exc_info=True)
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -36,7 +36,7 @@ def publish(settings: Settings, event_type: str, payload: str, entity: str | Non
         raise ConfigError(f"payload is not JSON: {exc}") from None
     if not isinstance(fields, dict):
         raise ConfigError("payload must be a JSON object")
-    body = cls.model_validate(fields)
+    body = cls.model_validate_json(raw)  # JSON mode: bytes fields are base64
 
     async def go() -> Written:
         async with open_brain(settings) as brain:
@@ -119,3 +119,13 @@ def tail(settings: Settings, count: int, stream: str, follow: bool) -> None:
             await sub.unsubscribe()
 
     run(go())
+
+
+@events.command("decode")
+@pass_settings
+def decode_stdin(settings: Settings) -> None:
+    """Decode one msgpack event from stdin to JSON: the `--translate` filter for the `nats` CLI
+    (e.g. `nats stream view HIVE --translate 'hivebrain events decode'`)."""
+    data = sys.stdin.buffer.read()
+    event = decode(data)
+    click.echo(json.dumps(event.describe(), indent=None if settings.json_output else 2))

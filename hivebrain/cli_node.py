@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -156,9 +157,7 @@ def rebuild(settings: Settings) -> None:
                     started = time.perf_counter()
                     projector = Projector(bus, store, batch_size=5000, high_water=50_000)
                     await projector.start()
-                    with click.progressbar(
-                        length=total, label="replaying", file=click.get_text_stream("stderr")
-                    ) as bar:
+                    with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
 
                         def advance(n: int) -> None:
                             bar.update(n)
