@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.knowledge import ChunkAdded, DocumentIngested, KnowledgeRemoved
 from hivebrain.events.memory import MemoryEdited, MemoryForgotten, MemoryMoved, MemoryStored
-from hivebrain.projections import ProjectionStore
+from hivebrain.projections import MemoryHit, ProjectionStore
 
 
 def ev(payload: Payload, lamport: int, entity: str, node: str = "n1", ts: float = 0.0) -> Event:
@@ -42,7 +42,7 @@ def store(tmp_path: Path) -> Iterator[ProjectionStore]:
     s.close()
 
 
-def ids(hits: list) -> list[str]:  # type: ignore[type-arg]
+def ids(hits: list[MemoryHit]) -> list[str]:
     return [h.id for h in hits]
 
 
