@@ -46,7 +46,10 @@ def to_wire(event: Event) -> dict[str, Any]:
 
 
 def encode(event: Event) -> bytes:
-    data: bytes = msgpack.packb(to_wire(event), use_bin_type=True)
+    try:
+        data: bytes = msgpack.packb(to_wire(event), use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"{event.type}: cannot encode: {exc}") from None
     return data
 
 

@@ -21,6 +21,7 @@ from hivebrain.errors import InvalidEvent
 #: Node names and entity ids become NATS subject tokens: no dots, spaces or wildcards.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")
 NODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_LAMPORT = 2**63 - 1  # msgpack and SQLite integers are signed 64-bit
 
 
 class Stamp(NamedTuple):
@@ -40,7 +41,11 @@ class Payload(BaseModel):
 
     # bytes (e.g. vectors) travel as msgpack bin; in JSON (CLI, logs) they are base64.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
     )
 
     TYPE: ClassVar[str] = ""
@@ -121,16 +126,20 @@ class Event:
 
     def check(self) -> None:
         """Raise InvalidEvent unless the envelope's fields are well formed."""
-        if not NODE_RE.match(self.node):
+        if not NODE_RE.fullmatch(self.node):
             raise InvalidEvent(
                 f"node name {self.node!r} must be lowercase letters, digits, '-' or '_'"
             )
-        if not TOKEN_RE.match(self.entity):
+        if not TOKEN_RE.fullmatch(self.entity):
             raise InvalidEvent(
                 f"entity {self.entity!r} must be 1-128 letters, digits, '_', ':' or '-'"
             )
-        if not TOKEN_RE.match(self.event_id):
+        if not TOKEN_RE.fullmatch(self.event_id):
             raise InvalidEvent(f"event_id {self.event_id!r} is not a valid id")
+        if isinstance(self.lamport, bool):
+            raise InvalidEvent("lamport must be an integer, got a bool")
+        if self.lamport > MAX_LAMPORT:
+            raise InvalidEvent(f"lamport must be < 2**63, got {self.lamport}")
         if self.lamport < 1:
             raise InvalidEvent(f"lamport must be >= 1, got {self.lamport}")
         if not self.payload.TYPE:

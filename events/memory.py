@@ -6,7 +6,7 @@ its `session`). Spaces follow the AI Memory Management seed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,7 +16,7 @@ from .registry import event_type, upcaster
 Space = Literal["working", "long_term", "personal_logs", "archive"]
 SPACES: tuple[Space, ...] = ("working", "long_term", "personal_logs", "archive")
 
-Tag = Field(min_length=1, max_length=64, pattern=r"^[^\s,]+$")
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 
 
 @event_type
@@ -30,7 +30,7 @@ class MemoryStored(Payload):
     session: str | None = None
     agent: str = Field(default="default", min_length=1, max_length=128)
     space: Space = "long_term"
-    tags: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = ()
     source: str = ""
     confidence: float = Field(default=1.0, ge=0.0, le=1.0)
     shared: bool = False
@@ -61,14 +61,14 @@ class MemoryEdited(Payload):
 
     base: VersionRef
     text: str | None = Field(default=None, min_length=1)
-    tag: tuple[str, ...] = ()
+    tag: tuple[Tag, ...] = ()
     untag: tuple[TagRemoval, ...] = ()
 
 
 class TagRemoval(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tag: str
+    tag: Tag
     observed: tuple[str, ...]
 
 

@@ -24,7 +24,8 @@ _UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 def event_type(cls: P) -> P:
     """Class decorator: register a payload class under its `TYPE`."""
     name = cls.TYPE
-    if not name or name.count(".") != 1:
+    family, _, verb = name.partition(".")
+    if not family or not verb or "." in verb:
         raise ValueError(f"{cls.__name__}.TYPE must look like 'family.verb', got {name!r}")
     if name in _TYPES and _TYPES[name] is not cls:
         raise ValueError(f"event type {name!r} registered twice")

@@ -33,10 +33,6 @@ from hivebrain.events.observation import ReadingsAggregated
 from hivebrain.events.training import AdapterTrained
 
 TYPE_NAMES = sorted(all_types())
-EMPTY_PART = pytest.mark.xfail(
-    strict=True,
-    reason="event_type only counts the dots, so an empty family or verb is registered",
-)
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -132,9 +128,9 @@ def _payload_class(type_name: str) -> type[Payload]:
         "",
         "stored",
         "memory.stored.again",
-        pytest.param(".", marks=EMPTY_PART),
-        pytest.param("memory.", marks=EMPTY_PART),
-        pytest.param(".stored", marks=EMPTY_PART),
+        ".",
+        "memory.",
+        ".stored",
     ],
 )
 def test_type_must_look_like_family_dot_verb(name: str) -> None:
@@ -245,11 +241,6 @@ def test_new_refuses_an_unregistered_payload() -> None:
         Event.new(Loose(note="x"), node="n1", lamport=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NODE_RE/TOKEN_RE end in '$', which also matches before a trailing newline; "
-    "check() must use fullmatch",
-)
 @pytest.mark.parametrize("field", ["node", "entity", "event_id"])
 def test_new_refuses_a_trailing_newline(field: str) -> None:
     fields = {"node": "n1", "entity": "m1", "event_id": "e1"} | {field: "ok\n"}
@@ -263,11 +254,6 @@ def test_new_refuses_a_trailing_newline(field: str) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check() accepts lamport=True (bool is an int); encode writes a msgpack bool "
-    "that every decoder refuses",
-)
 def test_new_refuses_a_bool_lamport() -> None:
     with pytest.raises(InvalidEvent, match="lamport"):
         Event.new(stored(), node="n1", lamport=True)
@@ -350,10 +336,6 @@ def test_memory_stored_field_bounds(fields: dict[str, Any]) -> None:
         stored(**fields)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="memory.Tag (1-64 chars, no whitespace or commas) is defined but applied to no field",
-)
 @pytest.mark.parametrize("tag", ["", "two words", "a,b", "x" * 65])
 def test_memory_tags_follow_the_tag_rule(tag: str) -> None:
     with pytest.raises(ValidationError):
@@ -386,11 +368,6 @@ def test_readings_must_be_ordered() -> None:
         ReadingsAggregated(**(fields | {"count": 0}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="payload floats accept NaN and infinity (Payload needs allow_inf_nan=False); "
-    "a NaN window passes the ordering check and breaks event equality",
-)
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_payload_floats_must_be_finite(value: float) -> None:
     with pytest.raises(ValidationError):
