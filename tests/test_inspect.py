@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -37,8 +38,12 @@ async def test_stored_message_has_readable_headers_and_translates_to_json(bus: B
     assert msg.headers["Content-Type"] == "application/msgpack"
 
     # The `--translate` filter: the body on stdin, JSON on stdout.
-    out = subprocess.run(
-        [HIVEBRAIN, "events", "decode"], input=msg.data, capture_output=True, check=True
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [HIVEBRAIN, "events", "decode"],
+        input=msg.data,
+        capture_output=True,
+        check=True,
     )
     decoded = json.loads(out.stdout)
     assert decoded["event_id"] == event.event_id
