@@ -29,6 +29,7 @@ _ENVELOPE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "entity": str,
     "payload": dict,
 }
+_ENVELOPE_KEYS = frozenset(_ENVELOPE_FIELDS)
 
 
 def to_wire(event: Event) -> dict[str, Any]:
@@ -53,19 +54,39 @@ def encode(event: Event) -> bytes:
     return data
 
 
+def _well_formed(wire: dict[str, Any]) -> bool:
+    """The fast check of the envelope (`type(x) is int` also excludes bool)."""
+    return (
+        wire.keys() == _ENVELOPE_KEYS
+        and type(wire["event_id"]) is str
+        and type(wire["type"]) is str
+        and type(wire["v"]) is int
+        and type(wire["node"]) is str
+        and type(wire["lamport"]) is int
+        and type(wire["ts"]) in (float, int)
+        and type(wire["entity"]) is str
+        and type(wire["payload"]) is dict
+    )
+
+
+def _explain(wire: dict[str, Any]) -> InvalidEvent:
+    """Why an envelope failed the fast check, as the error to raise."""
+    for name, kind in _ENVELOPE_FIELDS.items():
+        value = wire.get(name)
+        if value is None:
+            return InvalidEvent(f"envelope field {name!r} is missing")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return InvalidEvent(f"envelope field {name!r} has the wrong type")
+    extra = ", ".join(sorted(map(str, set(wire) - _ENVELOPE_KEYS)))
+    return InvalidEvent(f"unknown envelope fields: {extra}")
+
+
 def from_wire(wire: Any) -> Event:
     """Validate a decoded wire dict into an Event (upcasting older payload versions)."""
     if not isinstance(wire, dict):
         raise InvalidEvent(f"event must be a map, got {type(wire).__name__}")
-    for name, kind in _ENVELOPE_FIELDS.items():
-        value = wire.get(name)
-        if value is None:
-            raise InvalidEvent(f"envelope field {name!r} is missing")
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise InvalidEvent(f"envelope field {name!r} has the wrong type")
-    extra = set(wire) - set(_ENVELOPE_FIELDS)
-    if extra:
-        raise InvalidEvent(f"unknown envelope fields: {', '.join(sorted(map(str, extra)))}")
+    if not _well_formed(wire):
+        raise _explain(wire)
     cls = payload_class(wire["type"])
     fields = upcast(wire["type"], wire["v"], wire["payload"])
     try:

@@ -8,9 +8,9 @@ decides every tie between events.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -70,8 +70,10 @@ class VersionRef(BaseModel):
 
 
 def new_id() -> str:
-    """A fresh globally unique id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh globally unique id: 32 hex characters, time-ordered like UUIDv7 (48 bits of
+    milliseconds, then 80 random bits). Ids made later sort later, so the projection's
+    indexes on ids grow at their end instead of being written all over."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(frozen=True, slots=True)

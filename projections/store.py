@@ -116,23 +116,36 @@ class ProjectionStore:
             raise ProjectionError(f"projection write failed: {exc}") from None
 
     def apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
-        """Apply stream deliveries in one transaction, recording positions and dead letters."""
+        """Apply stream deliveries in one transaction, recording positions and dead letters.
+
+        A delivery whose `Nats-Msg-Id` (= event id) is already applied, or repeated in the
+        batch (the same event read from EVENTS and from HIVE), is counted as a duplicate
+        without being decoded.
+        """
         result = BatchResult()
         with self._transaction() as conn:
             positions = dict(conn.execute("SELECT stream, seq FROM positions").fetchall())
             seen = dict(positions)
+            todo = [d for d in deliveries if d.seq > positions.get(d.stream, 0)]
+            known = self._applied_ids(conn, [d.msg_id for d in todo if d.msg_id])
+            fresh_ids: set[str] = set()
             events: list[Event] = []
             dead: list[tuple[str, int, str, str | None, bytes, float]] = []
-            for d in deliveries:
-                if d.seq <= positions.get(d.stream, 0):
-                    continue
+            for d in todo:
                 if d.seq > seen.get(d.stream, 0):
                     seen[d.stream] = d.seq
+                if d.msg_id is not None and (d.msg_id in known or d.msg_id in fresh_ids):
+                    result.duplicates += 1
+                    continue
                 try:
-                    events.append(decode(d.data))
+                    event = decode(d.data)
                 except (InvalidEvent, UnknownEventType) as exc:
                     dead.append((d.stream, d.seq, str(exc), d.msg_id, d.data, time.time()))
-            self._apply(conn, events, result)
+                    continue
+                events.append(event)
+                if d.msg_id is not None and d.msg_id == event.event_id:
+                    fresh_ids.add(d.msg_id)
+            self._apply(conn, events, result, fresh_ids)
             if dead:
                 conn.executemany(
                     "INSERT OR IGNORE INTO dead_letters (stream, seq, reason, msg_id, data, at) "
@@ -153,32 +166,40 @@ class ProjectionStore:
         """Apply already decoded events (no stream positions); return how many were new."""
         result = BatchResult()
         with self._transaction() as conn:
-            self._apply(conn, list(events), result)
+            self._apply(conn, list(events), result, set())
         return result.applied
 
-    def _apply(self, conn: sqlite3.Connection, events: list[Event], result: BatchResult) -> None:
+    @staticmethod
+    def _applied_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = conn.execute(
+            "SELECT event_id FROM applied WHERE event_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+        return {row[0] for row in rows}
+
+    def _apply(
+        self, conn: sqlite3.Connection, events: list[Event], result: BatchResult, fresh: set[str]
+    ) -> None:
+        """Apply the events not applied before. `fresh`: ids already known to be new and
+        unique in `events` (checked by the caller), so they are not looked up again."""
         if not events:
             return
         unique: dict[str, Event] = {}
         for e in events:
             unique.setdefault(e.event_id, e)
-        known = {
-            row[0]
-            for row in conn.execute(
-                "SELECT event_id FROM applied WHERE event_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(unique)),),
-            )
-        }
-        fresh = [e for key, e in unique.items() if key not in known]
-        result.applied = len(fresh)
-        result.duplicates = len(events) - len(fresh)
+        known = self._applied_ids(conn, [key for key in unique if key not in fresh])
+        new = [e for key, e in unique.items() if key not in known]
+        result.applied = len(new)
+        result.duplicates += len(events) - len(new)
         result.max_lamport = max(e.lamport for e in events)
         conn.executemany(
             "INSERT INTO applied (event_id, type, node, lamport) VALUES (?, ?, ?, ?)",
-            [(e.event_id, e.payload.TYPE, e.node, e.lamport) for e in fresh],
+            [(e.event_id, e.payload.TYPE, e.node, e.lamport) for e in new],
         )
         groups: dict[type[Payload], list[Event]] = {}
-        for e in fresh:
+        for e in new:
             groups.setdefault(type(e.payload), []).append(e)
         touched: dict[str, Projection] = {}
         for cls, group in groups.items():
