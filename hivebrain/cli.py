@@ -111,7 +111,8 @@ def main() -> None:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        click.echo(f"error: {where}: {first['msg']}" if where else first["msg"], err=True)
+        message = f"{where}: {first['msg']}" if where else first["msg"]
+        click.echo(f"error: {message}", err=True)
         sys.exit(2)
     except HivebrainError as exc:
         click.echo(f"error: {exc}", err=True)
