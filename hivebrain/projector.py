@@ -93,10 +93,13 @@ class Projector:
 
     async def catch_up(self, progress: Progress | None = None) -> dict[str, int]:
         """Apply every message stored in the streams when called, then return the targets.
-        For rebuilds and tools; `start` must have been called."""
+        For rebuilds and tools; `start` must have been called. `progress` receives increments
+        that add up to the targets' total, counting what was applied before the call."""
         targets = {s: await self._bus.last_seq(s) for s in self._streams}
         done_before = sum(min(self.positions[s], targets[s]) for s in self._streams)
         last_reported = done_before
+        if progress is not None and done_before:
+            progress(done_before)
 
         def done() -> int:
             return sum(min(self.positions[s], targets[s]) for s in self._streams)
