@@ -1,0 +1,139 @@
+"""Bad data never stops a consumer: messages that cannot be decoded or validated are dead-lettered
+with their reason, the node moves past them and applies what follows, and a restart neither
+dead-letters them again nor re-applies anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgpack
+import pytest
+from nodeproc import Cli
+
+from hivebrain.config import Settings, load_settings
+from hivebrain.events import Event, encode, to_wire
+from hivebrain.events.memory import MemoryStored
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.natsserver import free_port
+from hivebrain.node import Node
+
+SUBJECT = "hive.n1.memory.x"
+
+
+def settings_for(home: Path) -> Settings:
+    return load_settings(
+        data_dir=str(home),
+        node="n1",
+        nats_url=None,
+        port=free_port(),
+        nats_binary=None,
+        json_output=False,
+        env={},
+    )
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(settings_for(tmp_path / "home"))
+    await n.start()
+    yield n
+    await n.stop()
+
+
+def bad_messages() -> list[tuple[bytes, str]]:
+    """(body, what its dead-letter reason must mention)."""
+    good = to_wire(Event.new(MemoryStored(text="fine"), node="n1", lamport=1))
+    unknown = {**good, "event_id": "e-unknown", "type": "memory.teleported", "payload": {}}
+    invalid = {
+        **good,
+        "event_id": "e-invalid",
+        "payload": {**good["payload"], "confidence": 5.0},
+    }
+    return [
+        (b"\xc1 this is not msgpack", "not msgpack"),
+        (msgpack.packb(unknown), "unknown event type 'memory.teleported'"),
+        (msgpack.packb(invalid), "confidence"),
+        (msgpack.packb([1, 2, 3]), "must be a map"),
+    ]
+
+
+async def test_bad_messages_are_dead_lettered_and_skipped(node: Node, tmp_path: Path) -> None:
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    bad = bad_messages()
+    # Core NATS publish for the first one (no ack asked), JetStream publish for the rest.
+    await node.bus.nc.publish(SUBJECT, bad[0][0])
+    await node.bus.nc.flush()
+    for body, _ in bad[1:]:
+        await node.bus.js.publish(SUBJECT, body)
+    publisher = await node.bus.publisher()
+    good = [
+        Event.new(MemoryStored(text=f"after the garbage {i}"), node="n1", lamport=10 + i)
+        for i in range(3)
+    ]
+    acks = [await publisher.publish_wait(e) for e in good]
+    await publisher.close()
+    last = acks[-1].seq
+    assert last == len(bad) + len(good)
+    assert await node.projector.wait_for(EVENTS_STREAM, last)
+    assert await node.projector.wait_for(HIVE_STREAM, last)
+
+    store = node.store
+    for i, e in enumerate(good):
+        row = store.memory(e.entity)
+        assert row is not None and row.text == f"after the garbage {i}"
+    stats = store.stats()
+    assert stats["applied"] == len(good) and stats["memories"] == len(good)
+    assert stats["positions"] == {EVENTS_STREAM: last, HIVE_STREAM: last}
+
+    letters = store.dead_letters(100)
+    assert len(letters) == 2 * len(bad)  # each arrives through EVENTS and through HIVE
+    for stream in (EVENTS_STREAM, HIVE_STREAM):
+        mine = sorted((d for d in letters if d.stream == stream), key=lambda d: d.seq)
+        assert [d.seq for d in mine] == list(range(1, len(bad) + 1))
+        for letter, (body, reason) in zip(mine, bad, strict=True):
+            assert reason in letter.reason, letter.reason
+            assert letter.data == body  # kept as received, for inspection
+
+    # The CLI lists them: one line per dead letter, and the same with --json.
+    cli = Cli(node.settings.data_dir, node.settings.port)
+    text = cli.ok("dead-letters").splitlines()
+    assert len(text) == 2 * len(bad)
+    [first] = [d for d in letters if (d.stream, d.seq) == (EVENTS_STREAM, 1)]
+    assert f"EVENTS #1: {first.reason}" in text
+    rows = json.loads(cli.ok("--json", "dead-letters"))
+    assert {(r["stream"], r["seq"]) for r in rows} == {(d.stream, d.seq) for d in letters}
+    assert any("confidence" in r["reason"] for r in rows)
+    digest = store.digest()
+
+    # A restart resumes after the positions: nothing is dead-lettered or applied again.
+    await node.stop()
+    await node.start()
+    assert node.store is not None and node.projector is not None and node.bus is not None
+    assert await node.projector.wait_for(HIVE_STREAM, last)
+    more = Event.new(MemoryStored(text="after the restart"), node="n1", lamport=20)
+    publisher = await node.bus.publisher()
+    ack = await publisher.publish_wait(more)
+    await publisher.close()
+    assert await node.projector.wait_for(EVENTS_STREAM, ack.seq)
+    assert await node.projector.wait_for(HIVE_STREAM, ack.seq)
+    assert node.projector.totals.dead == 0
+    assert node.projector.totals.applied == 1  # only the new event
+    stats = node.store.stats()
+    assert stats["dead_letters"] == 2 * len(bad)
+    assert stats["applied"] == len(good) + 1
+    assert node.store.memory(more.entity) is not None
+    assert digest != node.store.digest()
+
+
+async def test_a_valid_event_published_raw_is_applied(node: Node) -> None:
+    """The node reads what is in the stream, however it got there: the plain msgpack bytes of
+    a valid event, published without the hivebrain headers, are applied like any other."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    event = Event.new(MemoryStored(text="raw but valid"), node="n1", lamport=1)
+    ack = await node.bus.js.publish(SUBJECT, encode(event))
+    assert await node.projector.wait_for(HIVE_STREAM, ack.seq)
+    assert await node.projector.wait_for(EVENTS_STREAM, ack.seq)
+    assert node.store.dead_letters() == []
+    assert node.store.memory(event.entity) is not None

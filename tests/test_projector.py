@@ -1,0 +1,170 @@
+"""The projector against a real node: the live projection equals a full replay of the streams,
+equals the events applied to a fresh store, and the double delivery through EVENTS and HIVE is
+counted as duplicates, never applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hivebrain.config import load_settings
+from hivebrain.events import Event, Payload, VersionRef
+from hivebrain.events.memory import (
+    SPACES,
+    MemoryDecayed,
+    MemoryEdited,
+    MemoryForgotten,
+    MemoryMoved,
+    MemoryReinforced,
+    MemoryStored,
+    TagRemoval,
+)
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.natsserver import free_port
+from hivebrain.node import Node
+from hivebrain.projections.store import ProjectionStore
+from hivebrain.projector import Projector
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    settings = load_settings(
+        data_dir=str(tmp_path / "home"),
+        node="n1",
+        nats_url=None,
+        port=free_port(),
+        nats_binary=None,
+        json_output=False,
+        env={},
+    )
+    n = Node(settings)
+    await n.start()
+    yield n
+    await n.stop()
+
+
+def mixed_events(seed: int, memories: int = 800) -> list[Event]:
+    """Memories stored first, then edits (some on the same base: conflicts), tag removals, moves,
+    tombstones, reinforcements and decays, in a shuffled order with increasing lamports."""
+    rnd = random.Random(seed)
+    lamport = 0
+
+    def event(payload: Payload, entity: str | None = None) -> Event:
+        nonlocal lamport
+        lamport += 1
+        return Event.new(payload, node="n1", lamport=lamport, entity=entity)
+
+    stored = [
+        event(
+            MemoryStored(
+                text=f"memory {i} about {rnd.choice(['cats', 'pumps', 'tides', 'gpus'])}",
+                tags=tuple(rnd.sample(["a", "b", "c"], rnd.randint(0, 2))),
+                space=rnd.choice(SPACES),
+            )
+        )
+        for i in range(memories)
+    ]
+    later: list[tuple[Payload, str]] = []
+    for _ in range(memories // 2):
+        base = rnd.choice(stored)
+        edit = MemoryEdited(
+            base=VersionRef.of(base.stamp), text=f"edited {rnd.random()}", tag=("edited",)
+        )
+        later.append((edit, base.entity))
+    for base in stored:
+        tags = base.payload.tags if isinstance(base.payload, MemoryStored) else ()
+        if tags and rnd.random() < 0.3:
+            removal = TagRemoval(tag=tags[0], observed=(base.event_id,))
+            later.append(
+                (MemoryEdited(base=VersionRef.of(base.stamp), untag=(removal,)), base.entity)
+            )
+    for _ in range(300):
+        later.append((MemoryMoved(space=rnd.choice(SPACES)), rnd.choice(stored).entity))
+    for _ in range(150):
+        later.append((MemoryForgotten(reason="test"), rnd.choice(stored).entity))
+    for _ in range(1500):
+        later.append(
+            (MemoryReinforced(amount=rnd.choice([0.5, 1.0, 2.0])), rnd.choice(stored).entity)
+        )
+    for _ in range(200):
+        later.append((MemoryDecayed(amount=0.25), rnd.choice(stored).entity))
+    rnd.shuffle(later)
+    return stored + [event(payload, entity) for payload, entity in later]
+
+
+async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_path: Path) -> None:
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    events = mixed_events(seed=7)
+    count = len(events)
+    assert count > 3000
+    publisher = await node.bus.publisher()
+    futures = [await publisher.publish(e) for e in events]
+    acks = await asyncio.gather(*futures)
+    await publisher.close()
+    last = count
+    assert sorted(a.seq for a in acks) == list(range(1, last + 1))
+
+    assert await node.projector.wait_for(EVENTS_STREAM, last, timeout=30)
+    assert await node.projector.wait_for(HIVE_STREAM, last, timeout=30)
+    live = node.store.digest()
+    totals = node.projector.totals
+    assert (totals.applied, totals.duplicates, totals.dead) == (count, count, 0)
+    assert totals.max_lamport == events[-1].lamport
+    stats = node.store.stats()
+    assert stats["applied"] == count and stats["memories"] == 800
+    assert node.store.conflicts(), "edits on one base must show up as conflicts"
+
+    with ProjectionStore(tmp_path / "fresh.db") as fresh:
+        assert fresh.apply_events(events) == count
+        assert fresh.digest() == live
+
+    # Throw the projection away and replay the streams with a fresh projector; small batches and
+    # a low high-water mark make the subscriptions stall and resume many times.
+    await node.projector.stop()
+    node.store.reset()
+    assert node.store.stats()["applied"] == 0 and node.store.digest() != live
+    replay = Projector(node.bus, node.store, batch_size=100, high_water=300)
+    await replay.start()
+    progress: list[int] = []
+    targets = await asyncio.wait_for(replay.catch_up(progress.append), 60)
+    await replay.stop()
+    assert targets == {EVENTS_STREAM: last, HIVE_STREAM: last}
+    assert sum(progress) == 2 * count
+    assert (replay.totals.applied, replay.totals.duplicates, replay.totals.dead) == (
+        count,
+        count,
+        0,
+    )
+    assert node.store.position(EVENTS_STREAM) == node.store.position(HIVE_STREAM) == last
+    assert node.store.digest() == live
+
+
+async def test_projector_resumes_from_stored_positions(node: Node) -> None:
+    """A second projector on the same store starts after the positions the first committed:
+    it receives only what is new and applies it once."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    events = mixed_events(seed=8, memories=50)
+    publisher = await node.bus.publisher()
+    first, second = events[:50], events[50:]
+    for e in first:
+        await publisher.publish(e)
+    await publisher.flush()
+    assert await node.projector.wait_for(HIVE_STREAM, len(first))
+    assert await node.projector.wait_for(EVENTS_STREAM, len(first))
+    await node.projector.stop()
+
+    for e in second:
+        await publisher.publish(e)
+    await publisher.flush()
+    await publisher.close()
+    resumed = Projector(node.bus, node.store)
+    await resumed.start()
+    assert resumed.positions == {EVENTS_STREAM: len(first), HIVE_STREAM: len(first)}
+    await asyncio.wait_for(resumed.catch_up(), 30)
+    await resumed.stop()
+    assert resumed.totals.applied == resumed.totals.duplicates == len(second)
+    assert node.store.stats()["applied"] == len(events)
