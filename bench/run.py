@@ -1,0 +1,138 @@
+"""`python -m bench.run [--quick] [--json PATH] [--only NAME]`: hivebrain's throughput and
+latency figures next to a baseline measured in the same run, as a markdown table.
+
+Each run starts its own nats-server (file-backed store in a temporary directory); the table is
+printed and written to bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hivebrain.logs import configure
+from hivebrain.natsserver import find_binary
+
+from . import publish, rebuild, recall
+from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
+
+BENCHMARKS = ("publish", "rebuild", "recall")
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, str]:
+    try:
+        out = subprocess.run(
+            [str(find_binary()), "--version"], capture_output=True, text=True, timeout=10
+        )
+        server = out.stdout.strip() or out.stderr.strip()
+    except Exception as exc:  # the table still says why
+        server = f"unknown ({exc})"
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "nats_server": server.removeprefix("nats-server: "),
+        "load_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
+    figures: list[Figure] = []
+    if "publish" in only or "rebuild" in only:
+        async with nats_server() as (_, bus, scratch):
+            if "publish" in only:
+                with phase("publish"):
+                    figures += await publish.run(bus, scratch, sizes.publish)
+            if "rebuild" in only:
+                with phase("rebuild"):
+                    figures += await rebuild.run(bus, scratch, sizes.rebuild)
+    if "recall" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("recall"):
+            figures += recall.run(Path(tmp), sizes.recall_memories, sizes.recall_queries)
+    return figures
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:,.0f}/s"
+
+
+def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float) -> str:
+    lines = [
+        f"# hivebrain bench ({mode})",
+        "",
+        f"{info['cores']} cores ({info['cpu']}), Python {info['python']}, "
+        f"nats-server {info['nats_server']}, {info['platform']}; "
+        f"load average at start {info['load_at_start']}; "
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; ran {seconds:.0f}s",
+        "",
+        "| metric | hivebrain | baseline | ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for f in figures:
+        if f.target is None:
+            target = "-"
+        else:
+            op = ">=" if f.higher_is_better else "<="
+            target = f"{op} {_number(f.target, f.unit)} {'met' if f.met else 'MISSED'}"
+        lines.append(
+            f"| {f.metric} | {_number(f.hivebrain, f.unit)} | {_number(f.baseline, f.unit)} "
+            f"| {f.ratio:.2f} | {target} |"
+        )
+    lines += [
+        "",
+        "Baselines: publish = nats-py `js.publish_async` of the same pre-encoded events and "
+        "headers; rebuild = ordered consumer with a callback + msgpack decode of EVENTS only; "
+        "recall = bare FTS5 table, same texts, tokenizer and OR-query, `ORDER BY rank LIMIT 10`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Smaller sizes (under a minute).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--only", type=click.Choice(BENCHMARKS), multiple=True, help="Run only these.")
+def main(quick: bool, json_path: Path | None, only: tuple[str, ...]) -> None:
+    """Benchmark publish, rebuild and recall against baselines measured in the same run."""
+    configure("warning")
+    sizes = QUICK if quick else FULL
+    mode = "quick" if quick else "full"
+    selected = only or BENCHMARKS
+    info = machine()
+    say(f"bench ({mode}): {', '.join(selected)}; sizes {sizes}")
+    started = time.perf_counter()
+    figures = asyncio.run(measure(sizes, selected))
+    seconds = time.perf_counter() - started
+    text = table(figures, info, mode, seconds)
+    click.echo(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(text)
+    if json_path is not None:
+        report: dict[str, Any] = {
+            "mode": mode,
+            "sizes": sizes.__dict__,
+            "machine": info,
+            "seconds": seconds,
+            "figures": [f.as_dict() for f in figures],
+        }
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+    if not all(f.met is not False for f in figures):
+        say("some targets were missed")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
