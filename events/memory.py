@@ -39,6 +39,8 @@ class MemoryStored(Payload):
     def _text_or_turn(self) -> MemoryStored:
         if self.text is None and not (self.user_message and self.response):
             raise ValueError("a memory needs text, or both user_message and response")
+        if not self.content().strip():
+            raise ValueError("a memory's text cannot be blank")
         return self
 
     def content(self) -> str:

@@ -102,10 +102,12 @@ def load_settings(
             "(at most 63, starting with a letter or digit)"
         )
     explicit_url = nats_url or env.get("HIVEBRAIN_NATS")
+    port_given = port is not None
     port = DEFAULT_PORT if port is None else port
     if explicit_url and not re.match(r"^(nats|tls|ws|wss)://", explicit_url):
         raise ConfigError(f"invalid NATS URL {explicit_url!r}: expected nats://host:port")
-    url = explicit_url or runtime.get("nats_url") or f"nats://127.0.0.1:{port}"
+    local = f"nats://127.0.0.1:{port}"
+    url = explicit_url or (local if port_given else runtime.get("nats_url") or local)
     return Settings(
         data_dir=base,
         node=name,

@@ -52,6 +52,7 @@ class Projector:
         self._applied = asyncio.Condition()
         self._subs: list[Any] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.positions: dict[str, int] = {}
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
 
@@ -69,13 +70,11 @@ class Projector:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:  # the loop applies what was received, then ends
+            self._closing = True
+            self._wake.set()
+            await self._task
             self._task = None
-        if self._buffer:  # what was received is applied, not dropped
-            await self._apply(self._take())
         self._writer.shutdown(wait=True)
 
     async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> bool:
@@ -120,13 +119,8 @@ class Projector:
             self._room.clear()
             await self._room.wait()  # stalls this subscription; flow control holds the server
 
-    def _take(self) -> list[Delivery]:
-        batch, self._buffer = self._buffer, []
-        self._room.set()
-        return batch
-
     async def _apply_loop(self) -> None:
-        while True:
+        while not (self._closing and not self._buffer):
             await self._wake.wait()
             self._wake.clear()
             while self._buffer:
@@ -140,8 +134,11 @@ class Projector:
         try:
             result = await self._run(self._store.apply_batch, batch)
         except Exception:
-            # The batch is not committed; positions are unchanged. Put it back and retry.
+            # The batch is not committed; positions are unchanged. Put it back and retry;
+            # when stopping, leave it: it is read again from the stream on the next start.
             log.exception("projector.batch_failed", size=len(batch))
+            if self._closing:
+                return
             self._buffer[:0] = batch
             await asyncio.sleep(1.0)
             self._wake.set()

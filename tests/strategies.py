@@ -62,6 +62,7 @@ MAX_INT = 2**63 - 1
 
 _text = st.text(max_size=20)
 _nonempty = st.text(min_size=1, max_size=20)
+_words = _nonempty.filter(lambda s: bool(s.strip()))  # a memory's text cannot be blank
 _optional_text = st.none() | _text
 _count = st.integers(min_value=0, max_value=MAX_INT)
 _small_count = st.integers(min_value=0, max_value=10_000)
@@ -120,15 +121,15 @@ _memory_common = {
 }
 _memory_stored = st.builds(
     MemoryStored,
-    text=_nonempty,
+    text=_words,
     user_message=_optional_text,
     response=_optional_text,
     **_memory_common,
 ) | st.builds(
     MemoryStored,
     text=st.none(),
-    user_message=_nonempty,
-    response=_nonempty,
+    user_message=_words,
+    response=_words,
     **_memory_common,
 )
 _memory_edited = st.builds(
