@@ -143,7 +143,9 @@ def digest(settings: Settings) -> None:
 @projections.command()
 @pass_settings
 def rebuild(settings: Settings) -> None:
-    """Drop the projection and replay every event from sequence 1 (the node must be stopped)."""
+    """Drop the projection and replay every event from sequence 1 (the node must be stopped).
+
+    HIVE is read in full, then only the part of EVENTS that HIVE has not sourced yet."""
 
     async def go() -> dict[str, Any]:
         lock = NodeLock(settings.lock_file)
@@ -155,22 +157,26 @@ def rebuild(settings: Settings) -> None:
                     store.reset()
                     total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
                     started = time.perf_counter()
-                    projector = Projector(bus, store, batch_size=5000, high_water=50_000)
-                    await projector.start()
+                    projector = Projector(
+                        bus, store, node=settings.node, batch_size=5000, high_water=50_000
+                    )
                     with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
 
                         def advance(n: int) -> None:
                             bar.update(n)
 
-                        await projector.catch_up(advance)
+                        await projector.replay(advance)
                     await projector.stop()
                     seconds = time.perf_counter() - started
+                    totals = projector.totals
                     return {
-                        "messages": total,
-                        "applied": projector.totals.applied,
-                        "duplicates": projector.totals.duplicates,
-                        "dead_letters": projector.totals.dead,
+                        "messages": totals.applied + totals.duplicates + totals.dead,
+                        "stream_total": total,
+                        "applied": totals.applied,
+                        "duplicates": totals.duplicates,
+                        "dead_letters": totals.dead,
                         "seconds": round(seconds, 3),
+                        "events_per_s": round(totals.applied / seconds) if seconds else 0,
                         "digest": store.digest(),
                     }
                 finally:
@@ -183,8 +189,9 @@ def rebuild(settings: Settings) -> None:
         settings,
         result,
         lambda r: (
-            f"replayed {r['messages']} messages in {r['seconds']}s: {r['applied']} events applied, "
-            f"{r['duplicates']} duplicates skipped, {r['dead_letters']} dead letters\n"
+            f"replayed {r['messages']} messages in {r['seconds']}s: {r['applied']} events applied "
+            f"({r['events_per_s']}/s), {r['duplicates']} duplicates skipped, "
+            f"{r['dead_letters']} dead letters\n"
             f"digest {r['digest']}"
         ),
     )

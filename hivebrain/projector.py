@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, ROOT
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 
 from .bus import Bus, RawMessage
@@ -33,6 +33,7 @@ class Projector:
         bus: Bus,
         store: ProjectionStore,
         *,
+        node: str | None = None,
         streams: tuple[str, ...] = (EVENTS_STREAM, HIVE_STREAM),
         batch_size: int = 2000,
         high_water: int = 20_000,
@@ -53,6 +54,9 @@ class Projector:
         self._subs: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # The highest own EVENTS sequence seen in HIVE (from its Nats-Stream-Source header).
+        self._own_prefix = f"{ROOT}.{node}." if node else None
+        self.own_sourced = 0
         self.positions: dict[str, int] = {}
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
 
@@ -112,7 +116,59 @@ class Projector:
                     last_reported = now
         return targets
 
+    async def replay(self, progress: Progress | None = None) -> None:
+        """Rebuild path, instead of `start`: apply HIVE up to its last message, then only the
+        part of EVENTS that HIVE has not sourced yet, so each event is read once. `progress`
+        receives increments adding up to the two streams' last sequences."""
+        for stream in self._streams:
+            self.positions[stream] = await self._run(self._store.position, stream)
+            if progress is not None and self.positions[stream]:
+                progress(self.positions[stream])
+        self._task = asyncio.create_task(self._apply_loop(), name="projector")
+        await self._drain(HIVE_STREAM, progress)
+        if EVENTS_STREAM in self._streams:
+            skip = min(self.own_sourced, await self._bus.last_seq(EVENTS_STREAM))
+            if skip > self.positions[EVENTS_STREAM]:
+                # Everything up to `skip` is applied through HIVE already.
+                if progress is not None:
+                    progress(skip - self.positions[EVENTS_STREAM])
+                await self._run(self._store.advance, EVENTS_STREAM, skip)
+                self.positions[EVENTS_STREAM] = skip
+            await self._drain(EVENTS_STREAM, progress)
+
+    async def _drain(self, stream: str, progress: Progress | None) -> None:
+        """Apply `stream` from its position up to its last sequence at the time of the call."""
+        target = await self._bus.last_seq(stream)
+        start = self.positions[stream]
+        if start >= target:
+            return
+        sub = await self._bus.consume(stream, start + 1, self._on_message)
+        reported = start
+        try:
+            async with self._applied:
+                while self.positions[stream] < target:
+                    await self._applied.wait()
+                    if progress is not None:
+                        now = min(self.positions[stream], target)
+                        progress(now - reported)
+                        reported = now
+        finally:
+            await sub.unsubscribe()
+
+    def _note_source(self, msg: RawMessage) -> None:
+        # "EVENTS 1234 > > hive.n1.memory.m1 ...": the source stream and its sequence.
+        header = msg.headers.get("Nats-Stream-Source", "")
+        parts = header.split(" ", 2)
+        if len(parts) >= 2 and parts[1].isdigit():
+            self.own_sourced = max(self.own_sourced, int(parts[1]))
+
     async def _on_message(self, msg: RawMessage) -> None:
+        if (
+            self._own_prefix
+            and msg.stream == HIVE_STREAM
+            and msg.subject.startswith(self._own_prefix)
+        ):
+            self._note_source(msg)
         self._buffer.append(Delivery(msg.stream, msg.seq, msg.data, msg.msg_id))
         self._wake.set()
         if len(self._buffer) >= self._high_water:

@@ -162,6 +162,16 @@ class ProjectionStore:
                 )
         return result
 
+    def advance(self, stream: str, seq: int) -> None:
+        """Record that everything of `stream` up to `seq` is reflected (its events having
+        arrived through another stream); positions never move back."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO positions (stream, seq) VALUES (?, ?) "
+                "ON CONFLICT (stream) DO UPDATE SET seq = max(seq, excluded.seq)",
+                (stream, seq),
+            )
+
     def apply_events(self, events: Iterable[Event]) -> int:
         """Apply already decoded events (no stream positions); return how many were new."""
         result = BatchResult()

@@ -127,18 +127,14 @@ async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_pat
     await node.projector.stop()
     node.store.reset()
     assert node.store.stats()["applied"] == 0 and node.store.digest() != live
-    replay = Projector(node.bus, node.store, batch_size=100, high_water=300)
-    await replay.start()
+    replay = Projector(node.bus, node.store, node="n1", batch_size=100, high_water=300)
     progress: list[int] = []
-    targets = await asyncio.wait_for(replay.catch_up(progress.append), 60)
+    await asyncio.wait_for(replay.replay(progress.append), 60)
     await replay.stop()
-    assert targets == {EVENTS_STREAM: last, HIVE_STREAM: last}
     assert sum(progress) == 2 * count
-    assert (replay.totals.applied, replay.totals.duplicates, replay.totals.dead) == (
-        count,
-        count,
-        0,
-    )
+    # Each event is read once: HIVE in full, and nothing of EVENTS, which HIVE has sourced.
+    assert replay.own_sourced == last
+    assert (replay.totals.applied, replay.totals.duplicates, replay.totals.dead) == (count, 0, 0)
     assert node.store.position(EVENTS_STREAM) == node.store.position(HIVE_STREAM) == last
     assert node.store.digest() == live
 
@@ -168,3 +164,39 @@ async def test_projector_resumes_from_stored_positions(node: Node) -> None:
     await resumed.stop()
     assert resumed.totals.applied == resumed.totals.duplicates == len(second)
     assert node.store.stats()["applied"] == len(events)
+
+
+async def test_replay_reads_the_events_tail_that_hive_has_not_sourced(node: Node) -> None:
+    """When HIVE lags behind EVENTS (a source stopped, or not caught up), a replay applies
+    HIVE, then exactly the EVENTS messages after the last one HIVE holds."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    events = mixed_events(seed=9, memories=60)
+    sourced, tail = events[:100], events[100:]
+    publisher = await node.bus.publisher()
+    for e in sourced:
+        await publisher.publish(e)
+    await publisher.flush()
+    assert await node.projector.wait_for(HIVE_STREAM, len(sourced))
+    live_first = node.store.digest()
+    await node.projector.stop()
+    hive = (await node.bus.js.stream_info(HIVE_STREAM)).config
+    hive.sources = []
+    await node.bus.js.update_stream(hive)  # HIVE stops sourcing: the tail stays in EVENTS only
+    for e in tail:
+        await publisher.publish(e)
+    await publisher.flush()
+    await publisher.close()
+    assert await node.bus.last_seq(HIVE_STREAM) == len(sourced)
+    assert await node.bus.last_seq(EVENTS_STREAM) == len(events)
+
+    node.store.reset()
+    replay = Projector(node.bus, node.store, node="n1")
+    await asyncio.wait_for(replay.replay(), 60)
+    await replay.stop()
+    assert replay.own_sourced == len(sourced)
+    assert (replay.totals.applied, replay.totals.duplicates) == (len(events), 0)
+    assert node.store.position(EVENTS_STREAM) == len(events)
+    assert node.store.position(HIVE_STREAM) == len(sourced)
+    with ProjectionStore(node.settings.data_dir / "fresh.db") as fresh:
+        fresh.apply_events(events)
+        assert node.store.digest() == fresh.digest() != live_first
