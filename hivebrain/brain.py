@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hivebrain.events import Event, LamportClock, Payload, VersionRef
 from hivebrain.events.memory import MemoryEdited, MemoryForgotten, MemoryStored, TagRemoval
 from hivebrain.events.subjects import EVENTS_STREAM
+from hivebrain.projections.sqlite import connect_async
 from hivebrain.projections.store import MemoryRow, ProjectionStore, SqliteClockStore
 
 from .bus import Bus
@@ -52,10 +53,15 @@ class Brain:
             return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if self.store.position(EVENTS_STREAM) >= ack.seq:
-                return True
-            await asyncio.sleep(0.01)
+        async with connect_async(self.settings.db_path) as db:  # reads off the event loop
+            while loop.time() < deadline:
+                async with db.execute(
+                    "SELECT seq FROM positions WHERE stream = ?", (EVENTS_STREAM,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and row[0] >= ack.seq:
+                    return True
+                await asyncio.sleep(0.01)
         return False
 
     async def remember(self, payload: MemoryStored) -> Written:
