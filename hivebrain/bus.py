@@ -1,9 +1,6 @@
 """The JetStream adapter: connect, ensure the node's streams, read a stream from a position.
 
-Streams (DESIGN.md section 2), for a single node:
-- `EVENTS`: the events authored here, subjects `hive.<node>.>`; limits retention, no max age,
-  an explicit duplicate window.
-- `HIVE`: no subjects of its own; sources this node's `EVENTS` (and, on a hub, every leaf's).
+The streams themselves (EVENTS, HIVE; hub and leaf shapes) are laid out in `topology.py`.
 """
 
 from __future__ import annotations
@@ -12,29 +9,20 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import structlog
-from nats.js.api import (
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-    StreamSource,
-)
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, node_subjects
+from hivebrain.events.subjects import H_MSG_ID
 
 from .errors import BusError, NotConnected
 from .publisher import Publisher
+from .topology import Streams
 
 log = structlog.get_logger(__name__)
-
-DUPLICATE_WINDOW_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +41,7 @@ class RawMessage:
 
 
 Handler = Callable[[RawMessage], Awaitable[None]]
+T = TypeVar("T")
 
 
 async def connect(url: str, *, name: str = "hivebrain", timeout: float = 5.0) -> Bus:
@@ -88,6 +77,7 @@ class Bus:
     def __init__(self, nc: Any) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=10.0)
+        self.streams = Streams(nc, self.js)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -99,44 +89,19 @@ class Bus:
         return publisher
 
     async def ensure_streams(self, node: str, *, timeout: float = 15.0) -> None:
-        """Create or update EVENTS and HIVE for a single node (idempotent)."""
-        events = StreamConfig(
-            name=EVENTS_STREAM,
-            subjects=[node_subjects(node)],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_age=0,
-            duplicate_window=DUPLICATE_WINDOW_S,
-        )
-        hive = StreamConfig(
-            name=HIVE_STREAM,
-            subjects=[],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=0,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            sources=[StreamSource(name=EVENTS_STREAM)],
-        )
-        for config in (events, hive):
-            await self._ensure(config, timeout)
+        """EVENTS and HIVE for a single node: a hub with no leaves (idempotent)."""
+        await self.retry(lambda: self.streams.ensure_hub(node), timeout)
 
-    async def _ensure(self, config: StreamConfig, timeout: float) -> None:
+    async def retry(self, action: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
+        """Run a JetStream admin action, retrying while JetStream is still starting up."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             try:
-                try:
-                    await self.js.stream_info(config.name)
-                except NotFoundError:
-                    await self.js.add_stream(config)
-                    log.info("stream.created", stream=config.name)
-                else:
-                    await self.js.update_stream(config)
-                return
-            except Exception as exc:  # JetStream may still be starting up
+                return await action()
+            except Exception as exc:
                 if loop.time() > deadline:
-                    raise BusError(f"cannot create stream {config.name}: {exc}") from None
+                    raise BusError(f"JetStream is not answering: {exc}") from None
                 await asyncio.sleep(0.2)
 
     async def last_seq(self, stream: str) -> int:
