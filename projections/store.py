@@ -18,7 +18,7 @@ from pathlib import Path
 from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
 
-from . import knowledge_queries, memory_queries
+from . import device_queries, knowledge_queries, memory_queries
 from .clock_store import OBSERVE_SQL, SqliteClockStore, read_high
 from .devices import DEVICES
 from .digest import digest
@@ -279,6 +279,12 @@ class ProjectionStore:
 
     def search_knowledge(self, query: str, limit: int = 10) -> list[knowledge_queries.ChunkHit]:
         return knowledge_queries.search(self._conn, query, limit)
+
+    def device(self, name: str) -> device_queries.DeviceRecord | None:
+        return device_queries.device(self._conn, name)
+
+    def devices(self) -> list[device_queries.DeviceRecord]:
+        return device_queries.devices(self._conn)
 
     def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         rows = self._conn.execute(
