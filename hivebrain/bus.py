@@ -44,7 +44,14 @@ Handler = Callable[[RawMessage], Awaitable[None]]
 T = TypeVar("T")
 
 
-async def connect(url: str, *, name: str = "hivebrain", timeout: float = 5.0) -> Bus:
+async def connect(
+    url: str,
+    *,
+    name: str = "hivebrain",
+    timeout: float = 5.0,
+    user: str | None = None,
+    password: str | None = None,
+) -> Bus:
     """Connect to a NATS server; NotConnected with one clear line when nobody answers."""
     errors: list[str] = []
 
@@ -63,6 +70,8 @@ async def connect(url: str, *, name: str = "hivebrain", timeout: float = 5.0) ->
                 reconnect_time_wait=0.5,
                 error_cb=on_error,
                 pending_size=64 * 1024 * 1024,
+                user=user,
+                password=password,
             ),
             timeout,
         )

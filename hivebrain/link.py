@@ -35,7 +35,7 @@ MIN_RESTART_GAP_S = 5.0
 class JoinService:
     """Hub side: answers hellos, sources new leaves, restarts sources after a silence."""
 
-    def __init__(self, nc: Any, streams: Streams, hub: str, allowed: set[str] | None) -> None:
+    def __init__(self, nc: Any, streams: Streams, hub: str, allowed: frozenset[str] | None) -> None:
         self._nc = nc
         self._streams = streams
         self._hub = hub

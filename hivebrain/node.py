@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import structlog
 
@@ -16,6 +17,7 @@ from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 from .bus import Bus, connect
 from .config import Settings, write_runtime
 from .errors import ConfigError
+from .link import JoinService, LinkWatcher
 from .natsserver import NatsServer, ServerConfig
 from .projector import Projector
 
@@ -76,28 +78,55 @@ def server_config(settings: Settings) -> ServerConfig:
     )
 
 
-class Node:
-    """One running node: its nats-server (when embedded), streams and projector."""
+@dataclass(frozen=True)
+class NodeRole:
+    """Where a node stands in the hive. The default, a hub with no leaves, is one machine alone."""
 
-    def __init__(self, settings: Settings) -> None:
+    kind: Literal["hub", "leaf"] = "hub"
+    hub: str | None = None  # a leaf's hub
+    leaves: tuple[str, ...] = ()  # a hub's leaves known from nodes.toml
+    allowed: frozenset[str] | None = None  # a hub: who may join (None: anyone who reaches it)
+    user: str | None = None  # this node's NATS user on its own server
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "leaf" and not self.hub:
+            raise ConfigError("a leaf node needs the name of its hub")
+
+
+class Node:
+    """One running node: its nats-server (when embedded), streams, projector and, in a hive
+    of several nodes, the hello over the leaf link."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        role: NodeRole | None = None,
+        server: ServerConfig | None = None,
+    ) -> None:
         self.settings = settings
+        self.role = role or NodeRole()
+        self._server_config = server
         self.server: NatsServer | None = None
         self.bus: Bus | None = None
         self.store: ProjectionStore | None = None
         self.projector: Projector | None = None
         self.clock: LamportClock | None = None
+        self.join: JoinService | None = None
+        self.link: LinkWatcher | None = None
         self._lock = NodeLock(settings.lock_file)
 
     async def start(self) -> None:
-        settings = self.settings
+        settings, role = self.settings, self.role
         self._lock.acquire()
         try:
             if settings.embedded:
-                self.server = NatsServer(server_config(settings), binary=settings.nats_binary)
+                config = self._server_config or server_config(settings)
+                self.server = NatsServer(config, binary=settings.nats_binary)
                 await self.server.start()
             url = self.server.url if self.server else settings.nats_url
-            self.bus = await connect(url)
-            await self.bus.ensure_streams(settings.node)
+            self.bus = await connect(url, user=role.user, password=role.password)
+            await self._ensure_streams()
             self.store = ProjectionStore(settings.db_path)
             self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
             clock = self.clock
@@ -105,13 +134,33 @@ class Node:
                 self.bus, self.store, on_batch=lambda r: clock.observe(r.max_lamport)
             )
             await self.projector.start()
+            if role.kind == "leaf" and role.hub:
+                self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
+                await self.link.start()
             write_runtime(settings, url, os.getpid())
         except BaseException:
             await self.stop()
             raise
-        log.info("node.started", node=settings.node, nats=settings.nats_url)
+        log.info("node.started", node=settings.node, role=role.kind, nats=url)
+
+    async def _ensure_streams(self) -> None:
+        assert self.bus is not None
+        bus, role, name = self.bus, self.role, self.settings.node
+        if role.kind == "leaf":
+            hub = role.hub or ""
+            await bus.retry(lambda: bus.streams.ensure_leaf(name, hub))
+            return
+        sourced = await bus.retry(lambda: bus.streams.ensure_hub(name, role.leaves))
+        self.join = JoinService(bus.nc, bus.streams, name, role.allowed)
+        await self.join.start(sourced)
 
     async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
+            self.link = None
+        if self.join is not None:
+            await self.join.stop()
+            self.join = None
         if self.projector is not None:
             await self.projector.stop()
             self.projector = None

@@ -1,0 +1,178 @@
+"""A hive on loopback for tests: a hub and leaves, each a real nats-server with its own
+JetStream domain and an in-process Node, the leaves linked to the hub through a TCP proxy that
+can cut one link (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hivebrain.config import load_settings
+from hivebrain.events import Event, Payload
+from hivebrain.events.memory import MemoryStored
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.natsserver import ServerConfig, free_port
+from hivebrain.node import Node, NodeRole
+
+
+class LinkProxy:
+    """A TCP proxy on 127.0.0.1: `cut()` drops every connection and refuses new ones until
+    `restore()`."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+@dataclass
+class Hive:
+    root: Path
+    leaves: tuple[str, ...] = ("leaf1", "leaf2")
+    hub: str = "hub"
+    nodes: dict[str, Node] = field(default_factory=dict)
+    proxies: dict[str, LinkProxy] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {n: free_port() for n in (self.hub, *self.leaves)}
+        self.leaf_port = free_port()
+
+    def _node(self, name: str) -> Node:
+        settings = load_settings(
+            data_dir=str(self.root / name),
+            node=name,
+            nats_url=None,
+            port=self.ports[name],
+            nats_binary=None,
+            json_output=False,
+            env={},
+        )
+        if name == self.hub:
+            extra = [f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port}, no_advertise: true }}"]
+            role = NodeRole(kind="hub", leaves=self.leaves)
+        else:
+            url = f"nats-leaf://127.0.0.1:{self.proxies[name].port}"
+            extra = [f'leafnodes {{ reconnect: "1s", remotes: [ {{ url: "{url}" }} ] }}']
+            role = NodeRole(kind="leaf", hub=self.hub)
+        server = ServerConfig(
+            store_dir=settings.nats_dir,
+            name=name,
+            port=self.ports[name],
+            domain=name,
+            extra=extra,
+        )
+        return Node(settings, role=role, server=server)
+
+    async def start(self) -> None:
+        for leaf in self.leaves:
+            self.proxies[leaf] = LinkProxy(self.leaf_port)
+            await self.proxies[leaf].start()
+        for name in (self.hub, *self.leaves):
+            await self.start_node(name)
+
+    async def start_node(self, name: str) -> Node:
+        node = self._node(name)
+        await node.start()
+        self.nodes[name] = node
+        return node
+
+    async def stop_node(self, name: str) -> None:
+        await self.nodes.pop(name).stop()
+
+    async def stop(self) -> None:
+        for name in list(self.nodes):
+            await self.stop_node(name)
+        for proxy in self.proxies.values():
+            await proxy.cut()
+
+
+class Writer:
+    """Publishes events authored on one node through that node's own server."""
+
+    def __init__(self, node: Node) -> None:
+        assert node.bus is not None and node.clock is not None
+        self.node = node
+
+    async def write(self, payloads: list[Payload]) -> list[Event]:
+        node = self.node
+        assert node.bus is not None and node.clock is not None
+        publisher = await node.bus.publisher(ack_timeout=2.0, retries=30)
+        events = [
+            Event.new(p, node=node.settings.node, lamport=node.clock.tick()) for p in payloads
+        ]
+        futures = [await publisher.publish(e) for e in events]
+        await asyncio.gather(*futures)
+        await publisher.close()
+        return events
+
+
+def memories(prefix: str, count: int) -> list[Payload]:
+    return [MemoryStored(text=f"{prefix} memory number {i}", tags=(prefix,)) for i in range(count)]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> float:
+    """Seconds until `predicate()` held; raises TimeoutError after `timeout`."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > timeout:
+            raise TimeoutError(f"not reached in {timeout}s")
+        await asyncio.sleep(step)
+    return loop.time() - start
+
+
+def applied(node: Node) -> int:
+    assert node.store is not None
+    return int(node.store.stats()["applied"])
+
+
+async def converged(hive: Hive, total: int, timeout: float) -> float:
+    """Wait until every node applied `total` events; returns the seconds it took."""
+    return await wait_until(lambda: all(applied(n) == total for n in hive.nodes.values()), timeout)
+
+
+async def hive_last(node: Node) -> int:
+    assert node.bus is not None
+    return await node.bus.last_seq(HIVE_STREAM)
+
+
+async def events_last(node: Node) -> int:
+    assert node.bus is not None
+    return await node.bus.last_seq(EVENTS_STREAM)
