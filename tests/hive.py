@@ -160,7 +160,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, step: float 
 
 def applied(node: Node) -> int:
     assert node.store is not None
-    return int(node.store.stats()["applied"])
+    count = node.store.stats()["applied"]
+    assert isinstance(count, int)
+    return count
 
 
 async def converged(hive: Hive, total: int, timeout: float) -> float:
