@@ -54,6 +54,17 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -90,10 +101,26 @@ class ServerConfig:
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class RenderedServerConfig:
+    """A complete config rendered elsewhere (`hivebrain.serverconf`: accounts, users, leaf
+    links), with where the server listens for clients so it can be waited for."""
+
+    text: str
+    store_dir: Path
+    host: str
+    port: int
+
+    def render(self) -> str:
+        return self.text
+
+
 class NatsServer:
     """One supervised nats-server process."""
 
-    def __init__(self, config: ServerConfig, binary: str | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig | RenderedServerConfig, binary: str | None = None
+    ) -> None:
         self.config = config
         self.binary = find_binary(binary)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -114,7 +141,7 @@ class NatsServer:
         store = self.config.store_dir
         store.mkdir(parents=True, exist_ok=True)
         conf = store / "nats-server.conf"
-        conf.write_text(self.config.render())
+        _write_private(conf, self.config.render())  # it may hold passwords
         with open(store / "nats-server.log", "ab") as out:
             return subprocess.Popen(
                 [str(self.binary), "-c", str(conf)],
