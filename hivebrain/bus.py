@@ -89,8 +89,12 @@ class Bus:
         self.streams = Streams(nc, self.js)
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        """Drain, or close outright when the server is gone (drain would wait for it)."""
+        try:
+            await asyncio.wait_for(self.nc.drain(), 5.0)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
 
     async def publisher(self, **options: Any) -> Publisher:
         publisher = Publisher(self.nc, **options)

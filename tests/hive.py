@@ -100,10 +100,13 @@ class Hive:
         )
         return Node(settings, role=role, server=server)
 
+    async def add_proxy(self, leaf: str) -> None:
+        self.proxies[leaf] = LinkProxy(self.leaf_port)
+        await self.proxies[leaf].start()
+
     async def start(self) -> None:
         for leaf in self.leaves:
-            self.proxies[leaf] = LinkProxy(self.leaf_port)
-            await self.proxies[leaf].start()
+            await self.add_proxy(leaf)
         for name in (self.hub, *self.leaves):
             await self.start_node(name)
 
@@ -178,3 +181,16 @@ async def hive_last(node: Node) -> int:
 async def events_last(node: Node) -> int:
     assert node.bus is not None
     return await node.bus.last_seq(EVENTS_STREAM)
+
+
+async def hive_streams_at(hive: Hive, total: int, timeout: float) -> None:
+    """Wait until HIVE holds exactly `total` messages on every node (mirrors included)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        lasts = {name: await hive_last(node) for name, node in hive.nodes.items()}
+        if set(lasts.values()) == {total}:
+            return
+        if loop.time() > deadline or any(v > total for v in lasts.values()):
+            raise AssertionError(f"HIVE last sequences {lasts}, expected {total} everywhere")
+        await asyncio.sleep(0.1)
