@@ -61,6 +61,7 @@ class Hive:
     servers: dict[str, NatsServer]
     monitor: int
     root: Path
+    wrong: NodeCredentials  # the secret pi-b's leaf remote uses
     clients: list[Client] = field(default_factory=list)
 
     def url(self, node: str) -> str:
@@ -109,14 +110,15 @@ async def hive(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hive]:
     lab = homelab()
     creds = {n.name: new_credentials(n.name) for n in lab.nodes}
     monitor = free_port()
+    wrong = new_credentials("pi-b")
     configs = {
         "hub": server_config(lab, "hub", creds, root / "hub", http_port=monitor),
         "pi-a": server_config(lab, "pi-a", {"pi-a": creds["pi-a"]}, root / "pi-a"),
         # pi-b's own secret is not the one the hub was given for it
-        "pi-b": server_config(lab, "pi-b", {"pi-b": new_credentials("pi-b")}, root / "pi-b"),
+        "pi-b": server_config(lab, "pi-b", {"pi-b": wrong}, root / "pi-b"),
     }
     servers = {name: NatsServer(config) for name, config in configs.items()}
-    hive = Hive(lab, creds, servers, monitor, root)
+    hive = Hive(lab, creds, servers, monitor, root, wrong)
     await asyncio.gather(*(s.start() for s in servers.values()))
     try:
         yield hive
@@ -140,6 +142,15 @@ async def test_a_leaf_with_a_wrong_password_is_refused(hive: Hive) -> None:
     await until(lambda: "pi-a/HIVE" in hive.leafz())
     assert not any(name.startswith("pi-b/") for name in hive.leafz())
     assert 'authentication error - User "pi-b"' in hive.log("hub")
+
+
+def test_no_secret_reaches_a_server_log(hive: Hive) -> None:
+    """Runs after the failed leaf logins, which log the remote they tried."""
+    logs = "".join(hive.log(node) for node in hive.servers)
+    assert "Authorization Violation" in logs
+    for creds in [*hive.creds.values(), hive.wrong]:
+        assert creds.reveal() not in logs
+        assert creds.sys_password.get_secret_value() not in logs
 
 
 @in_module_loop
