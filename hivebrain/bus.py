@@ -51,6 +51,7 @@ async def connect(
     timeout: float = 5.0,
     user: str | None = None,
     password: str | None = None,
+    inbox_prefix: str = "_INBOX",
 ) -> Bus:
     """Connect to a NATS server; NotConnected with one clear line when nobody answers."""
     errors: list[str] = []
@@ -72,6 +73,7 @@ async def connect(
                 pending_size=64 * 1024 * 1024,
                 user=user,
                 password=password,
+                inbox_prefix=inbox_prefix,
             ),
             timeout,
         )

@@ -9,9 +9,19 @@ from contextlib import asynccontextmanager
 from .brain import Brain
 from .bus import Bus, connect
 from .config import Settings
+from .credentials import credentials_path, load_credentials
 from .errors import NotConnected
 from .natsserver import NatsServer
 from .node import NodeLock, server_config
+
+
+def client_secret(settings: Settings) -> str | None:
+    """The password of this node's NATS user when the node runs with credentials
+    (`hivebrain node run`); None for the single-machine default."""
+    directory = settings.data_dir / "creds"
+    if not credentials_path(directory, settings.node).exists():
+        return None
+    return load_credentials(directory, settings.node).reveal()
 
 
 @asynccontextmanager
@@ -20,8 +30,10 @@ async def reach_nats(settings: Settings, *, holding_lock: bool = False) -> Async
     on the node's store for the length of the command, so its streams can still be used.
     `holding_lock`: the caller holds the node lock itself (a rebuild), so no node runs."""
     server: NatsServer | None = None
+    password = client_secret(settings)
+    user = settings.node if password else None
     try:
-        bus = await connect(settings.nats_url, timeout=2.0)
+        bus = await connect(settings.nats_url, timeout=2.0, user=user, password=password)
     except NotConnected:
         node_running = not holding_lock and NodeLock.held(settings.lock_file)
         if not settings.embedded or node_running:

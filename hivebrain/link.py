@@ -1,6 +1,7 @@
 """The hello a leaf node sends its hub over the leaf link, and what each side does with it.
 
-Every second a leaf's node asks `hivebrain.join` (core NATS request/reply, not stored). The hub's
+Every second a leaf's node asks `hivebrain.join.<leaf>` (core NATS request/reply, not stored;
+the server lets a node publish only its own name there, so the subject proves who asks). The hub's
 node answers with its boot id and HIVE's last sequence, and:
 - adds a HIVE source for a leaf it does not source yet (a new node joins without a hub restart);
 - restarts the leaf's source when the leaf comes back after a silence (its link was cut, or
@@ -23,11 +24,11 @@ import structlog
 
 from hivebrain.events.subjects import HIVE_STREAM
 
+from .serverconf import JOIN_SUBJECT, join_subject
 from .topology import Streams
 
 log = structlog.get_logger(__name__)
 
-JOIN_SUBJECT = "hivebrain.join"
 SILENCE_S = 3.0  # no hello for this long: the link was down
 MIN_RESTART_GAP_S = 5.0
 
@@ -50,7 +51,7 @@ class JoinService:
 
     async def start(self, sourced: list[str]) -> None:
         self.sourced = set(sourced)
-        self._sub = await self._nc.subscribe(JOIN_SUBJECT, cb=self._on_hello)
+        self._sub = await self._nc.subscribe(f"{JOIN_SUBJECT}.*", cb=self._on_hello)
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -58,11 +59,7 @@ class JoinService:
                 await self._sub.unsubscribe()
 
     async def _on_hello(self, msg: Any) -> None:
-        try:
-            node = str(json.loads(msg.data)["node"])
-        except (ValueError, KeyError, TypeError):
-            await msg.respond(json.dumps({"error": "bad hello"}).encode())
-            return
+        node = msg.subject.rsplit(".", 1)[-1]
         if self._allowed is not None and node not in self._allowed:
             await msg.respond(json.dumps({"error": f"{node} is not in this hive"}).encode())
             return
@@ -114,9 +111,10 @@ class LinkWatcher:
 
     async def _loop(self) -> None:
         hello = json.dumps({"node": self._leaf}).encode()
+        subject = join_subject(self._leaf)
         while True:
             try:
-                msg = await self._nc.request(JOIN_SUBJECT, hello, timeout=self._interval)
+                msg = await self._nc.request(subject, hello, timeout=self._interval)
                 reply = json.loads(msg.data)
             except Exception:  # no answer: the link (or the hub) is down
                 if self.linked:

@@ -18,8 +18,9 @@ from .bus import Bus, connect
 from .config import Settings, write_runtime
 from .errors import ConfigError
 from .link import JoinService, LinkWatcher
-from .natsserver import NatsServer, ServerConfig
+from .natsserver import NatsServer, RenderedServerConfig, ServerConfig
 from .projector import Projector
+from .serverconf import join_inbox_prefix
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +103,7 @@ class Node:
         self,
         settings: Settings,
         role: NodeRole | None = None,
-        server: ServerConfig | None = None,
+        server: ServerConfig | RenderedServerConfig | None = None,
     ) -> None:
         self.settings = settings
         self.role = role or NodeRole()
@@ -125,7 +126,12 @@ class Node:
                 self.server = NatsServer(config, binary=settings.nats_binary)
                 await self.server.start()
             url = self.server.url if self.server else settings.nats_url
-            self.bus = await connect(url, user=role.user, password=role.password)
+            self.bus = await connect(
+                url,
+                user=role.user,
+                password=role.password,
+                inbox_prefix=join_inbox_prefix(settings.node),  # the hub's replies reach us
+            )
             await self._ensure_streams()
             self.store = ProjectionStore(settings.db_path)
             self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
