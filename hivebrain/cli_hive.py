@@ -10,6 +10,7 @@ import click
 from .cli import cli, install_stop_signals, pass_settings, run
 from .config import Settings
 from .credentials import load_many
+from .devices import DeviceProfile
 from .homelab import Homelab, load_homelab
 from .natsserver import RenderedServerConfig
 from .node import Node, NodeRole
@@ -65,7 +66,16 @@ def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | N
     node_settings, role, config = plan(settings, homelab, name, directory)
 
     async def go() -> None:
-        node = Node(node_settings, role=role, server=config)
+        spec = homelab.node(name)
+        profile = DeviceProfile(
+            name=name,
+            tier=spec.tier,
+            capabilities=spec.capabilities,
+            specialization=spec.specialization,
+            location=spec.location,
+            models=spec.models,
+        )
+        node = Node(node_settings, role=role, server=config, profile=profile)
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()

@@ -18,6 +18,7 @@ from .brain import Brain
 from .cli import cli, emit, install_stop_signals, pass_settings, run
 from .cli_support import reach_nats
 from .config import Settings
+from .devices import DeviceProfile
 from .errors import NotConnected
 from .node import Node, NodeLock
 from .projector import Projector
@@ -27,12 +28,18 @@ WELCOME = "hivebrain is running: what one node remembers, every node of the home
 
 @cli.command()
 @click.option("--welcome", is_flag=True, help="Show remember and recall working, then serve.")
+@click.option(
+    "--no-devices",
+    is_flag=True,
+    help="Do not announce this machine in the device registry nor send heartbeats.",
+)
 @pass_settings
-def up(settings: Settings, welcome: bool) -> None:
+def up(settings: Settings, welcome: bool, no_devices: bool) -> None:
     """Start this node (and its embedded nats-server) until Ctrl-C."""
 
     async def go() -> None:
-        node = Node(settings)
+        profile = None if no_devices else DeviceProfile(name=settings.node)
+        node = Node(settings, profile=profile)
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()

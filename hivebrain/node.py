@@ -16,6 +16,7 @@ from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 
 from .bus import Bus, connect
 from .config import Settings, write_runtime
+from .devices import DeviceProfile, DeviceServices
 from .errors import ConfigError
 from .link import JoinService, LinkWatcher
 from .natsserver import NatsServer, RenderedServerConfig, ServerConfig
@@ -104,8 +105,13 @@ class Node:
         settings: Settings,
         role: NodeRole | None = None,
         server: ServerConfig | RenderedServerConfig | None = None,
+        profile: DeviceProfile | None = None,
     ) -> None:
+        """`profile`: announce this node in the device registry and send heartbeats (what
+        `up` and `node run` do); None runs without device services."""
         self.settings = settings
+        self._profile = profile
+        self.devices: DeviceServices | None = None
         self.role = role or NodeRole()
         self._server_config = server
         self.server: NatsServer | None = None
@@ -140,6 +146,15 @@ class Node:
                 self.bus, self.store, on_batch=lambda r: clock.observe(r.max_lamport)
             )
             await self.projector.start()
+            if self._profile is not None:
+                self.devices = DeviceServices(
+                    node=settings.node,
+                    bus=self.bus,
+                    clock=self.clock,
+                    db_path=settings.db_path,
+                    profile=self._profile,
+                )
+                await self.devices.start(self.projector)
             if role.kind == "leaf" and role.hub:
                 self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
                 await self.link.start()
@@ -161,6 +176,9 @@ class Node:
         await self.join.start(sourced)
 
     async def stop(self) -> None:
+        if self.devices is not None:
+            await self.devices.stop()
+            self.devices = None
         if self.link is not None:
             await self.link.stop()
             self.link = None

@@ -111,7 +111,8 @@ class Cli:
 class NodeProcess:
     """`hivebrain up` in a subprocess; stdout goes to a file that is polled for its lines."""
 
-    def __init__(self, cli: Cli) -> None:
+    def __init__(self, cli: Cli, *up_options: str) -> None:
+        self.up_options = up_options
         self.cli = cli
         self.log = cli.home.parent / f"up-{cli.port}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -128,7 +129,7 @@ class NodeProcess:
         self.cli.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                self.cli.argv("up"),
+                self.cli.argv("up", *self.up_options),
                 env=self.cli.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -83,7 +83,8 @@ async def publish_all(bus: Bus, events: list[Event], sent: list[int]) -> list[Ac
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    process = NodeProcess(Cli(tmp_path / "home", free_port()))
+    # Without the device registry: the stream then holds exactly the test's events.
+    process = NodeProcess(Cli(tmp_path / "home", free_port()), "--no-devices")
     yield process
     process.close()
 
