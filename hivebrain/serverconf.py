@@ -27,6 +27,8 @@ from urllib.parse import quote
 from .credentials import NodeCredentials
 from .errors import ConfigError
 from .homelab import Homelab, NodeSpec
+from .liveness import SUBJECT_PREFIX as HEARTBEAT_PREFIX
+from .liveness import heartbeat_subject
 from .natsserver import RenderedServerConfig
 
 HIVE_ACCOUNT = "HIVE"
@@ -71,8 +73,9 @@ def needed_credentials(homelab: Homelab, node: str) -> tuple[str, ...]:
 def client_permissions(node: str, *, hub: bool) -> tuple[list[str], list[str]]:
     """(publish, subscribe) of a node's own user on its own server."""
     publish = [f"hive.{node}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"]
-    publish.append(join_subject(node))
-    subscribe = ["hive.>", "_INBOX.>"]
+    # Its own domain's API too, so `nats --js-domain <node>` works on the node itself.
+    publish += [f"{api_prefix(node)}.>", join_subject(node), heartbeat_subject(node)]
+    subscribe = ["hive.>", "_INBOX.>", f"{HEARTBEAT_PREFIX}.*"]
     if hub:
         subscribe.append(f"{JOIN_SUBJECT}.>")
     return publish, subscribe
@@ -92,6 +95,7 @@ def leaf_link_permissions(leaf: str, hub: str) -> tuple[list[str], list[str]]:
         "$JSC.R.>",  # replies to the hub's consumer-create requests
         "$JS.FC.>",  # flow-control replies of its mirror
         join_subject(leaf),
+        heartbeat_subject(leaf),  # liveness, under its own name only
     ]
     subscribe = [
         f"{leaf_api}.CONSUMER.CREATE.EVENTS.>",
@@ -100,6 +104,7 @@ def leaf_link_permissions(leaf: str, hub: str) -> tuple[list[str], list[str]]:
         "$JSC.R.>",  # replies to its mirror's consumer-create
         "$JS.FC.>",
         f"{join_inbox_prefix(leaf)}.>",  # replies to its join requests
+        f"{HEARTBEAT_PREFIX}.*",  # everyone's liveness
     ]
     return publish, subscribe
 
@@ -113,9 +118,13 @@ def render_server_config(
     host: str | None = None,
     port: int | None = None,
     http_port: int | None = None,
+    no_advertise: bool = False,
 ) -> str:
     """The config text. `host`/`port` override the node's listen address from nodes.toml;
-    `http_port` turns on the monitoring endpoint (unauthenticated: tests and loopback only)."""
+    `http_port` turns on the monitoring endpoint (unauthenticated: tests and loopback only).
+    `no_advertise` (hub): do not tell leaves the hub's own leafnode URLs, so a leaf only ever
+    dials the `[hub] leafnode_url` it was given (needed when that address is a proxy or a
+    NAT in front of the hub)."""
     spec = homelab.node(node)
     creds = _needed(homelab, spec, credentials)
     own = creds[spec.name]
@@ -140,7 +149,10 @@ def render_server_config(
         f"system_account: {_q(SYS_ACCOUNT)}",
     ]
     if is_hub:
-        out += ["leafnodes {", f"  listen: {_q(_hostport(host, spec.leafnode_port))}", "}"]
+        out += ["leafnodes {", f"  listen: {_q(_hostport(host, spec.leafnode_port))}"]
+        if no_advertise:
+            out.append("  no_advertise: true")
+        out.append("}")
     else:
         out += [
             "leafnodes {",
@@ -187,11 +199,19 @@ def server_config(
     host: str | None = None,
     port: int | None = None,
     http_port: int | None = None,
+    no_advertise: bool = False,
 ) -> RenderedServerConfig:
     """What `NatsServer` runs: the rendered text and where it listens."""
     spec = homelab.node(node)
     text = render_server_config(
-        homelab, node, credentials, store_dir, host=host, port=port, http_port=http_port
+        homelab,
+        node,
+        credentials,
+        store_dir,
+        host=host,
+        port=port,
+        http_port=http_port,
+        no_advertise=no_advertise,
     )
     return RenderedServerConfig(
         text=text,

@@ -5,7 +5,6 @@ can cut one link (127.0.0.1 only)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,52 +13,9 @@ from hivebrain.config import load_settings
 from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.linkproxy import LinkProxy
 from hivebrain.natsserver import ServerConfig, free_port
 from hivebrain.node import Node, NodeRole
-
-
-class LinkProxy:
-    """A TCP proxy on 127.0.0.1: `cut()` drops every connection and refuses new ones until
-    `restore()`."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        await self.start()
 
 
 @dataclass

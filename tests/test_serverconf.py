@@ -279,3 +279,13 @@ def test_the_config_needs_the_secrets_of_the_nodes_it_names(tmp_path: Path) -> N
         render_server_config(homelab(leaves=("sys",)), "hub", {}, tmp_path)
     text = render_server_config(lab, "pi-a", {"pi-a": new_credentials("pi-a")}, tmp_path)
     assert hub.reveal() not in text  # a leaf's config holds only its own secret
+
+
+def test_the_hub_advertises_its_leafnode_address_unless_told_not_to(tmp_path: Path) -> None:
+    lab = homelab(leaves=("pi-a",))
+    creds = {n.name: new_credentials(n.name) for n in lab.nodes}
+    assert "no_advertise" not in render_server_config(lab, "hub", creds, tmp_path)
+    text = render_server_config(lab, "hub", creds, tmp_path, no_advertise=True)
+    leafnodes = text.split("leafnodes {", 1)[1].split("}", 1)[0]
+    assert "no_advertise: true" in leafnodes
+    assert "listen:" in leafnodes
