@@ -69,10 +69,15 @@ class Sizes:
     rebuild: int
     recall_memories: int
     recall_queries: int
+    catchup: int
 
 
-FULL = Sizes(publish=200_000, rebuild=200_000, recall_memories=100_000, recall_queries=500)
-QUICK = Sizes(publish=20_000, rebuild=20_000, recall_memories=10_000, recall_queries=200)
+FULL = Sizes(
+    publish=200_000, rebuild=200_000, recall_memories=100_000, recall_queries=500, catchup=100_000
+)
+QUICK = Sizes(
+    publish=20_000, rebuild=20_000, recall_memories=10_000, recall_queries=200, catchup=5_000
+)
 
 
 # -- progress ---------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""`python -m bench.run [--quick] [--json PATH] [--only NAME]`: hivebrain's throughput and
-latency figures next to a baseline measured in the same run, as a markdown table.
+"""`python -m bench.run [--quick] [--json PATH] [--only NAME] [--table PATH]`: hivebrain's
+throughput, latency and catch-up figures next to a baseline measured in the same run, as a
+markdown table.
 
-Each run starts its own nats-server (file-backed store in a temporary directory); the table is
-printed and written to bench/results/latest.md.
+Each run starts its own nats-servers (file-backed stores in temporary directories); the table is
+printed and written to bench/results/latest.md (or `--table`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import click
 from hivebrain.logs import configure
 from hivebrain.natsserver import find_binary
 
-from . import publish, rebuild, recall
+from . import catchup, publish, rebuild, recall
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
 
-BENCHMARKS = ("publish", "rebuild", "recall")
+BENCHMARKS = ("publish", "rebuild", "recall", "catchup")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -62,12 +63,17 @@ async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
     if "recall" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("recall"):
             figures += recall.run(Path(tmp), sizes.recall_memories, sizes.recall_queries)
+    if "catchup" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("catchup"):
+            figures += await catchup.run(Path(tmp), sizes.catchup)
     return figures
 
 
 def _number(value: float, unit: str) -> str:
     if unit == "ms":
         return f"{value:.2f} ms"
+    if unit == "s":
+        return "timed out" if value == float("inf") else f"{value:.1f} s"
     return f"{value:,.0f}/s"
 
 
@@ -97,17 +103,28 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "",
         "Baselines: publish = nats-py `js.publish_async` of the same pre-encoded events and "
         "headers; rebuild = ordered consumer with a callback + msgpack decode of EVENTS only; "
-        "recall = bare FTS5 table, same texts, tokenizer and OR-query, `ORDER BY rank LIMIT 10`.",
+        "recall = bare FTS5 table, same texts, tokenizer and OR-query, `ORDER BY rank LIMIT 10`; "
+        "catch-up = the same hub + 2 leaves with the leaves' hello stopped (nats-server's own "
+        "source/mirror retry only); seconds from the link's return until every projection "
+        "applied every event and HIVE's last sequence is the same on all nodes.",
     ]
     return "\n".join(lines) + "\n"
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller sizes (under a minute).")
+@click.option("--quick", is_flag=True, help="Smaller sizes (a minute or two).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--only", type=click.Choice(BENCHMARKS), multiple=True, help="Run only these.")
-def main(quick: bool, json_path: Path | None, only: tuple[str, ...]) -> None:
-    """Benchmark publish, rebuild and recall against baselines measured in the same run."""
+@click.option(
+    "--table",
+    "table_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=RESULTS / "latest.md",
+    show_default=True,
+    help="Where to write the markdown table.",
+)
+def main(quick: bool, json_path: Path | None, only: tuple[str, ...], table_path: Path) -> None:
+    """Benchmark publish, rebuild, recall and catch-up against baselines from the same run."""
     configure("warning")
     sizes = QUICK if quick else FULL
     mode = "quick" if quick else "full"
@@ -119,8 +136,8 @@ def main(quick: bool, json_path: Path | None, only: tuple[str, ...]) -> None:
     seconds = time.perf_counter() - started
     text = table(figures, info, mode, seconds)
     click.echo(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(text)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(text)
     if json_path is not None:
         report: dict[str, Any] = {
             "mode": mode,

@@ -1,0 +1,47 @@
+"""The benchmark runner still runs end to end and prints its table (written to a temporary
+file, never over bench/results)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "| metric | hivebrain | baseline | ratio | target |"
+
+
+def bench(tmp_path: Path, *args: str, timeout: float) -> tuple[str, dict[str, object]]:
+    report, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    command = [sys.executable, "-m", "bench.run", "--quick", "--json", str(report)]
+    out = subprocess.run(
+        [*command, "--table", str(table), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert HEADER in out.stdout
+    assert table.read_text() in out.stdout
+    return out.stdout, json.loads(report.read_text())
+
+
+def test_bench_quick_recall_prints_a_table(tmp_path: Path) -> None:
+    stdout, report = bench(tmp_path, "--only", "recall", timeout=120)
+    assert "| recall p50 (10,000 memories, 200 queries) |" in stdout
+    assert report["mode"] == "quick"
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
+    stdout, report = bench(tmp_path, timeout=180)
+    for row in ("| publish ", "| rebuild ", "| recall p50 ", "| catch-up after a cut "):
+        assert row in stdout
+    figures = report["figures"]
+    assert isinstance(figures, list)
+    catchup = next(f for f in figures if f["metric"].startswith("catch-up"))
+    assert catchup["met"] is True  # 5,000 events caught up within the 60 s target
