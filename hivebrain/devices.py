@@ -157,9 +157,9 @@ class NodeWriter:
 class DeviceServices:
     """Device registry duties of one node: announce itself, heartbeat, track liveness.
 
-    `start` returns at once; the announcement runs in the background once the projection has
-    applied the node's own events (`announced` is that task). Failures are logged, never
-    raised into the node.
+    `start` returns at once; with a `profile`, the announcement runs in the background once
+    the projection has applied the node's own events (`announced` is that task). Without one,
+    the node only heartbeats and tracks. Failures are logged, never raised into the node.
     """
 
     def __init__(
@@ -173,9 +173,10 @@ class DeviceServices:
         heartbeat_interval: float = DEFAULT_INTERVAL_S,
         hardware: Callable[[], Hardware] = detect,
     ) -> None:
-        self.profile = profile or DeviceProfile(name=node)
-        if self.profile.name != node:
-            raise ValueError(f"profile {self.profile.name!r} is not node {node!r}")
+        if profile is not None and profile.name != node:
+            raise ValueError(f"profile {profile.name!r} is not node {node!r}")
+        self.node = node
+        self.profile = profile
         self._bus = bus
         self._clock = clock
         self._db_path = db_path
@@ -189,9 +190,11 @@ class DeviceServices:
     async def start(self, projection: ProjectionProgress) -> None:
         await self.tracker.start()
         await self.heartbeat.start()
+        if self.profile is None:
+            return
         self._publisher = await self._bus.publisher()
         self._store = ProjectionStore(self._db_path)  # its own connection, for reads
-        writer = NodeWriter(self.profile.name, self._clock, self._publisher)
+        writer = NodeWriter(self.node, self._clock, self._publisher)
         announcer = DeviceAnnouncer(self.profile, self._store, writer, hardware=self._hardware)
         self.announced = asyncio.create_task(
             self._announce(announcer, projection), name="device-announce"
@@ -203,12 +206,12 @@ class DeviceServices:
         try:
             last = await self._bus.last_seq(EVENTS_STREAM)
             if not await projection.wait_for(EVENTS_STREAM, last, timeout=CATCH_UP_TIMEOUT_S):
-                log.warning("device.announce_before_catch_up", node=self.profile.name)
+                log.warning("device.announce_before_catch_up", node=self.node)
             return await announcer.announce()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("device.announce_failed", node=self.profile.name, error=str(exc))
+            log.warning("device.announce_failed", node=self.node, error=str(exc))
             return None
 
     async def stop(self) -> None:

@@ -21,7 +21,7 @@ from hivebrain.events import Payload
 from hivebrain.events.device import DeviceRegistered, DeviceUpdated
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.hardware import Hardware, classify, detect
-from hivebrain.liveness import FLUSH_INTERVAL_S, Heartbeat, LivenessTracker, read_liveness
+from hivebrain.liveness import FLUSH_INTERVAL_S, Heartbeat, read_liveness
 from hivebrain.natsserver import free_port
 from hivebrain.node import Node
 from hivebrain.projections.device_queries import DeviceRecord
@@ -180,12 +180,13 @@ async def test_heartbeats_track_liveness_without_events(node: Node) -> None:
     assert node.store is not None
     before, digest = await last_seqs(node), node.store.digest()
     db = node.settings.db_path
-    tracker = LivenessTracker(nc, db)
-    await tracker.start()
-    beats = {name: Heartbeat(nc, name, BEAT) for name in ("n1", "n2")}
+    # n1: a node's device services without a profile (heartbeat and tracker, no announcement);
+    # n2: the heartbeat of another node on the same server.
+    services = await start_services(node, heartbeat_interval=BEAT)
+    tracker, other = services.tracker, Heartbeat(nc, "n2", BEAT)
     try:
-        for beat in beats.values():
-            await beat.start()
+        await other.start()
+        assert services.announced is None
         await eventually(lambda: tracker.online_nodes() == {"n1", "n2"}, "both nodes online")
         seen = tracker.seen["n2"]
         assert seen.interval == BEAT and seen.mem is not None and 0 <= seen.mem <= 100
@@ -196,16 +197,15 @@ async def test_heartbeats_track_liveness_without_events(node: Node) -> None:
 
         await eventually(lambda: stored_online() == {"n1", "n2"}, "liveness rows", 3.0)
 
-        await beats["n2"].stop()
+        await other.stop()
         stopped = time.monotonic()
         await eventually(lambda: not tracker.online("n2"), "n2 offline", 3.0)
         assert time.monotonic() - stopped >= 2 * BEAT  # not before it missed its beats
         assert tracker.online("n1")
         await eventually(lambda: stored_online() == {"n1"}, "n2 offline in the table", 3.0)
     finally:
-        for beat in beats.values():
-            await beat.stop()
-        await tracker.stop()
+        await other.stop()
+        await services.stop()
     assert await last_seqs(node) == before  # heartbeats never became events
     assert node.store.stats()["applied"] == 0
     assert node.store.digest() == digest  # the liveness table is node state, not projection
@@ -215,7 +215,7 @@ async def test_heartbeats_track_liveness_without_events(node: Node) -> None:
 
 
 async def test_devices_command_lists_the_node_with_tier_and_liveness(node: Node) -> None:
-    services = await start_services(node, heartbeat_interval=BEAT)
+    services = await start_services(node, profile=DeviceProfile("n1"), heartbeat_interval=BEAT)
     try:
         await announced(services)
         cli = Cli(node.settings.data_dir, node.settings.port)
