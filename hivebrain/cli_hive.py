@@ -9,46 +9,14 @@ import click
 
 from .cli import cli, install_stop_signals, pass_settings, run
 from .config import Settings
-from .credentials import load_many
-from .devices import DeviceProfile
-from .homelab import Homelab, load_homelab
-from .natsserver import RenderedServerConfig
-from .node import Node, NodeRole
-from .serverconf import needed_credentials, server_config
+from .homelab import load_homelab
+from .node import Node
+from .nodeplan import plan, profile
 
 
 @cli.group("node")
 def node_group() -> None:
     """Run this machine as one node of the homelab in nodes.toml."""
-
-
-def plan(
-    settings: Settings, homelab: Homelab, name: str, creds_dir: Path
-) -> tuple[Settings, NodeRole, RenderedServerConfig]:
-    """The settings, role and nats-server config of node `name` (no I/O but reading secrets)."""
-    spec = homelab.node(name)
-    secrets = load_many(creds_dir, needed_credentials(homelab, name))
-    own = secrets[name]
-    node_settings = settings.model_copy(
-        update={
-            "node": name,
-            "port": spec.client_port,
-            "nats_url": f"nats://127.0.0.1:{spec.client_port}",
-            "embedded": True,
-        }
-    )
-    if spec.role == "hub":
-        role = NodeRole(
-            kind="hub",
-            leaves=tuple(n.name for n in homelab.leaves),
-            allowed=frozenset(n.name for n in homelab.nodes),
-            user=name,
-            password=own.reveal(),
-        )
-    else:
-        role = NodeRole(kind="leaf", hub=homelab.hub.name, user=name, password=own.reveal())
-    config = server_config(homelab, name, secrets, node_settings.nats_dir)
-    return node_settings, role, config
 
 
 @node_group.command("run")
@@ -66,16 +34,7 @@ def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | N
     node_settings, role, config = plan(settings, homelab, name, directory)
 
     async def go() -> None:
-        spec = homelab.node(name)
-        profile = DeviceProfile(
-            name=name,
-            tier=spec.tier,
-            capabilities=spec.capabilities,
-            specialization=spec.specialization,
-            location=spec.location,
-            models=spec.models,
-        )
-        node = Node(node_settings, role=role, server=config, profile=profile)
+        node = Node(node_settings, role=role, server=config, profile=profile(homelab, name))
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()

@@ -20,14 +20,13 @@ from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import HIVE_STREAM
 
-from .cli_hive import plan
 from .config import Settings, load_settings
-from .credentials import generate_credentials, load_many
+from .credentials import generate_credentials
 from .homelab import Homelab, load_homelab
 from .linkproxy import LinkProxy
 from .natsserver import RenderedServerConfig, free_port
 from .node import Node, NodeRole
-from .serverconf import needed_credentials, server_config
+from .nodeplan import plan
 
 HUB = "hub"
 LEAVES = ("leaf1", "leaf2")
@@ -117,12 +116,7 @@ class DemoHive:
             env={},
         )
         if name == self.hub:
-            node_settings, role, _ = plan(settings, self.homelab, name, self.creds_dir)
-            secrets = load_many(self.creds_dir, needed_credentials(self.homelab, name))
-            config = server_config(
-                self.homelab, name, secrets, node_settings.nats_dir, no_advertise=True
-            )
-            return node_settings, role, config
+            return plan(settings, self.homelab, name, self.creds_dir, no_advertise=True)
         lab = via_proxy(self.homelab, self.proxies[name])
         return plan(settings, lab, name, self.creds_dir)
 

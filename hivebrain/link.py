@@ -5,8 +5,8 @@ the server lets a node publish only its own name there, so the subject proves wh
 node answers with its boot id and HIVE's last sequence, and:
 - adds a HIVE source for a leaf it does not source yet (a new node joins without a hub restart);
 - restarts the leaf's source when the leaf comes back after a silence (its link was cut, or
-  either server restarted), so the leaf's offline writes flow at once instead of after the
-  server's ~40 s retry back-off.
+  either server restarted) and the source is stalled, so the leaf's offline writes flow at once
+  instead of after the server's ~40 s retry back-off.
 The leaf, on a hello answered after a silence, checks its HIVE mirror: if it stays behind the
 hub's HIVE without progress, it recreates the mirror, which resumes at once.
 """
@@ -30,6 +30,7 @@ from .topology import Streams
 log = structlog.get_logger(__name__)
 
 SILENCE_S = 3.0  # no hello for this long: the link was down
+STALLED_S = 5.0  # a source that delivered nothing for this long (or never) is stalled
 MIN_RESTART_GAP_S = 5.0
 
 
@@ -71,7 +72,11 @@ class JoinService:
                 if node not in self.sourced:
                     self.sourced = set(await self._streams.ensure_hub(self._hub, [node]))
                     log.info("hive.joined", node=node)
-                elif silent and now - self._last_restart.get(node, 0.0) > MIN_RESTART_GAP_S:
+                elif (
+                    silent
+                    and now - self._last_restart.get(node, 0.0) > MIN_RESTART_GAP_S
+                    and await self._stalled(node)
+                ):
                     self._last_restart[node] = now
                     await self._streams.restart_source(self._hub, node)
                     self.restarts += 1
@@ -81,6 +86,14 @@ class JoinService:
                 return
         reply = {"hub": self._hub, "boot": self._boot, "hive_last_seq": last}
         await msg.respond(json.dumps(reply).encode())
+
+    async def _stalled(self, node: str) -> bool:
+        """The leaf's source delivered nothing for a while (or never, since a restart): the
+        server would only retry it after its back-off. A source that is busy is left alone."""
+        for state in await self._streams.sources():
+            if state.leaf == node:
+                return state.active_s is None or state.active_s > STALLED_S
+        return False
 
 
 class LinkWatcher:

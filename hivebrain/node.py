@@ -88,6 +88,7 @@ class NodeRole:
     hub: str | None = None  # a leaf's hub
     leaves: tuple[str, ...] = ()  # a hub's leaves known from nodes.toml
     allowed: frozenset[str] | None = None  # a hub: who may join (None: anyone who reaches it)
+    hello: bool = True  # a leaf: say hello to the hub (joining, fast catch-up)
     user: str | None = None  # this node's NATS user on its own server
     password: str | None = field(default=None, repr=False)
 
@@ -155,7 +156,7 @@ class Node:
                     profile=self._profile,
                 )
                 await self.devices.start(self.projector)
-            if role.kind == "leaf" and role.hub:
+            if role.kind == "leaf" and role.hub and role.hello:
                 self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
                 await self.link.start()
             write_runtime(settings, url, os.getpid())
