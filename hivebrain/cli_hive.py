@@ -11,7 +11,7 @@ from .cli import cli, install_stop_signals, pass_settings, run
 from .config import Settings
 from .homelab import load_homelab
 from .node import Node
-from .nodeplan import plan, profile
+from .nodeplan import HomelabWatcher, plan, profile
 
 
 @cli.group("node")
@@ -38,11 +38,17 @@ def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | N
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()
+        watcher = None
+        if role.kind == "hub":  # nodes added to nodes.toml can join without a restart
+            watcher = HomelabWatcher(node, Path(config_path), directory)
+            await watcher.start()
         try:
             click.echo(f"node {name} ({role.kind}) is up, data in {node_settings.data_dir}")
             await stop.wait()
         finally:
             click.echo("stopping...")
+            if watcher is not None:
+                await watcher.stop()
             await node.stop()
 
     run(go())

@@ -50,6 +50,10 @@ class JoinService:
         self.sourced: set[str] = set()
         self.restarts = 0
 
+    def allow(self, names: frozenset[str] | None) -> None:
+        """Who may join from now on (nodes.toml changed)."""
+        self._allowed = names
+
     async def start(self, sourced: list[str]) -> None:
         self.sourced = set(sourced)
         self._sub = await self._nc.subscribe(f"{JOIN_SUBJECT}.*", cb=self._on_hello)

@@ -134,6 +134,11 @@ class NatsServer:
         return self._proc.pid if self._proc else None
 
     @property
+    def exited(self) -> bool:
+        """Started, then exited without `stop`/`kill` (a crash)."""
+        return self._proc is not None and self._proc.poll() is not None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -200,6 +205,17 @@ class NatsServer:
             proc.kill()
             await asyncio.to_thread(proc.wait)
         log.info("nats_server.stopped", url=self.url)
+
+    def reload(self, config: ServerConfig | RenderedServerConfig) -> None:
+        """Rewrite the config and have the running server reload it (SIGHUP): users and leaf
+        logins can change without a restart. The listen address must stay the same."""
+        if (config.host, config.port) != (self.config.host, self.config.port):
+            raise ServerError("a reload cannot move the server to another address")
+        self.config = config
+        _write_private(config.store_dir / "nats-server.conf", config.render())
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+            log.info("nats_server.reloaded", url=self.url)
 
     def kill(self) -> None:
         """SIGKILL, for failure tests."""

@@ -3,6 +3,8 @@ projector together for one machine of the hive."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 from .bus import Bus, connect
 from .config import Settings, write_runtime
 from .devices import DeviceProfile, DeviceServices
-from .errors import ConfigError
+from .errors import ConfigError, HivebrainError
 from .link import JoinService, LinkWatcher
 from .natsserver import NatsServer, RenderedServerConfig, ServerConfig
 from .projector import Projector
@@ -123,6 +125,8 @@ class Node:
         self.join: JoinService | None = None
         self.link: LinkWatcher | None = None
         self._lock = NodeLock(settings.lock_file)
+        self._watchdog: asyncio.Task[None] | None = None
+        self.server_restarts = 0
 
     async def start(self) -> None:
         settings, role = self.settings, self.role
@@ -159,11 +163,28 @@ class Node:
             if role.kind == "leaf" and role.hub and role.hello:
                 self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
                 await self.link.start()
+            if self.server is not None:
+                self._watchdog = asyncio.create_task(self._supervise(), name="server-watchdog")
             write_runtime(settings, url, os.getpid())
         except BaseException:
             await self.stop()
             raise
         log.info("node.started", node=settings.node, role=role.kind, nats=url)
+
+    async def _supervise(self, every: float = 1.0) -> None:
+        """Start the node's nats-server again if it exits on its own; the node's client
+        reconnects by itself and its stored positions make the rest resume."""
+        while True:
+            await asyncio.sleep(every)
+            server = self.server
+            if server is None or not server.exited:
+                continue
+            self.server_restarts += 1
+            log.warning("nats_server.exited_restarting", node=self.settings.node)
+            try:
+                await server.start()
+            except HivebrainError as exc:
+                log.error("nats_server.restart_failed", error=str(exc))
 
     async def _ensure_streams(self) -> None:
         assert self.bus is not None
@@ -177,6 +198,11 @@ class Node:
         await self.join.start(sourced)
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self.devices is not None:
             await self.devices.stop()
             self.devices = None

@@ -3,15 +3,22 @@ profile, derived from nodes.toml and its credentials (used by `node run` and the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
+
+import structlog
 
 from .config import Settings
 from .credentials import load_many
 from .devices import DeviceProfile
-from .homelab import Homelab
+from .errors import HivebrainError
+from .homelab import Homelab, load_homelab
 from .natsserver import RenderedServerConfig
-from .node import NodeRole
+from .node import Node, NodeRole
 from .serverconf import needed_credentials, server_config
+
+log = structlog.get_logger(__name__)
 
 
 def plan(
@@ -62,3 +69,71 @@ def profile(homelab: Homelab, name: str) -> DeviceProfile:
         location=spec.location,
         models=spec.models,
     )
+
+
+class HomelabWatcher:
+    """Keeps a running hub in step with nodes.toml and the credentials directory: when either
+    changes, the hub's nats-server config is rendered again and reloaded (SIGHUP, no restart),
+    so a node added there can open its leaf link and join; the hub sources it at once."""
+
+    def __init__(
+        self,
+        node: Node,
+        config_path: Path,
+        creds_dir: Path,
+        *,
+        no_advertise: bool = False,
+        interval: float = 2.0,
+    ) -> None:
+        self._node = node
+        self._config_path = config_path
+        self._creds_dir = creds_dir
+        self._no_advertise = no_advertise
+        self._interval = interval
+        self._seen = self._stamp()
+        self._task: asyncio.Task[None] | None = None
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[object, ...]:
+        files = [self._config_path, *sorted(self._creds_dir.glob("*.json"))]
+        return tuple((f.name, f.stat().st_mtime_ns) for f in files if f.exists())
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="homelab-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.check()
+            except HivebrainError as exc:  # a half-edited file: keep running as before
+                log.warning("homelab.reload_skipped", error=str(exc))
+
+    async def check(self) -> bool:
+        """Reload if nodes.toml or a credentials file changed; True if it reloaded."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        node = self._node
+        name = node.settings.node
+        homelab = load_homelab(self._config_path)
+        secrets = load_many(self._creds_dir, needed_credentials(homelab, name))
+        config = server_config(
+            homelab, name, secrets, node.settings.nats_dir, no_advertise=self._no_advertise
+        )
+        self._seen = stamp
+        if node.server is not None:
+            node.server.reload(config)
+        if node.join is not None and node.bus is not None:
+            node.join.allow(frozenset(n.name for n in homelab.nodes))
+            leaves = [n.name for n in homelab.leaves]
+            node.join.sourced = set(await node.bus.streams.ensure_hub(name, leaves))
+        self.reloads += 1
+        log.info("homelab.reloaded", nodes=[n.name for n in homelab.nodes])
+        return True
