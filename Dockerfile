@@ -10,4 +10,4 @@ RUN pip install --no-cache-dir .
 ENV HIVEBRAIN_HOME=/var/lib/hivebrain
 VOLUME /var/lib/hivebrain
 ENTRYPOINT ["hivebrain"]
-CMD ["--node", "hub", "--nats", "nats://nats:4222", "up"]
+CMD ["up"]

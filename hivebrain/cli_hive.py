@@ -10,6 +10,7 @@ import click
 from .cli import cli, install_stop_signals, pass_settings, run
 from .config import Settings
 from .homelab import load_homelab
+from .natsserver import write_private
 from .node import Node
 from .nodeplan import HomelabWatcher, plan, profile
 
@@ -28,7 +29,8 @@ def node_group() -> None:
 @pass_settings
 def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | None) -> None:
     """Start this node's nats-server (JetStream domain = the node's name; leaves link to the
-    hub) and the node, until Ctrl-C."""
+    hub) and the node, until Ctrl-C. With `hivebrain --nats URL node run ...` the node uses a
+    nats-server run elsewhere with the config `hivebrain node config` renders."""
     homelab = load_homelab(config_path)
     directory = Path(creds_dir) if creds_dir else settings.data_dir / "creds"
     node_settings, role, config = plan(settings, homelab, name, directory)
@@ -52,3 +54,26 @@ def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | N
             await node.stop()
 
     run(go())
+
+
+@node_group.command("config")
+@click.option("--node", "name", required=True, help="The node's name in nodes.toml.")
+@click.option(
+    "--config", "config_path", default="nodes.toml", show_default=True, help="The homelab file."
+)
+@click.option("--creds", "creds_dir", help="Credentials directory [<data dir>/creds].")
+@click.option("--out", "out", help="Write it to this file (mode 0600) instead of stdout.")
+@pass_settings
+def node_config(
+    settings: Settings, name: str, config_path: str, creds_dir: str | None, out: str | None
+) -> None:
+    """Render the nats-server config of a node, for a nats-server run separately (a system
+    service, a container). It holds passwords: keep it private."""
+    homelab = load_homelab(config_path)
+    directory = Path(creds_dir) if creds_dir else settings.data_dir / "creds"
+    _, _, config = plan(settings, homelab, name, directory)
+    if out is None:
+        click.echo(config.render(), nl=False)
+        return
+    write_private(Path(out), config.render())
+    click.echo(f"wrote {out}")

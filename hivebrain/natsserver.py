@@ -54,7 +54,7 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, readable by its owner only."""
     tmp = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
@@ -146,7 +146,7 @@ class NatsServer:
         store = self.config.store_dir
         store.mkdir(parents=True, exist_ok=True)
         conf = store / "nats-server.conf"
-        _write_private(conf, self.config.render())  # it may hold passwords
+        write_private(conf, self.config.render())  # it may hold passwords
         with open(store / "nats-server.log", "ab") as out:
             return subprocess.Popen(
                 [str(self.binary), "-c", str(conf)],
@@ -212,7 +212,7 @@ class NatsServer:
         if (config.host, config.port) != (self.config.host, self.config.port):
             raise ServerError("a reload cannot move the server to another address")
         self.config = config
-        _write_private(config.store_dir / "nats-server.conf", config.render())
+        write_private(config.store_dir / "nats-server.conf", config.render())
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGHUP)
             log.info("nats_server.reloaded", url=self.url)

@@ -34,12 +34,14 @@ def plan(
     spec = homelab.node(name)
     secrets = load_many(creds_dir, needed_credentials(homelab, name))
     own = secrets[name]
+    # With `--nats URL` the node uses that server (run with `hivebrain node config`'s output);
+    # by default it starts its own on the port nodes.toml gives it.
+    local = f"nats://127.0.0.1:{spec.client_port}"
     node_settings = settings.model_copy(
         update={
             "node": name,
             "port": spec.client_port,
-            "nats_url": f"nats://127.0.0.1:{spec.client_port}",
-            "embedded": True,
+            "nats_url": local if settings.embedded else settings.nats_url,
         }
     )
     if spec.role == "hub":
