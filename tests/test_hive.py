@@ -56,13 +56,26 @@ async def test_partitioned_leaf_keeps_working_and_catches_up_exactly(hive: Hive)
     leaf1, hub = hive.nodes["leaf1"], hive.nodes["hub"]
     assert leaf1.link is not None
     await wait_until(lambda: not leaf1.link.linked if leaf1.link else False, 10)
+    assert leaf1.store is not None
+    store = leaf1.store
+    answered: list[int] = []
+
+    async def recall_throughout() -> None:
+        # The cut-off leaf answers recall from its own projection all along.
+        while True:
+            hits = store.search_memories("before memory number 3", limit=1)
+            assert hits and hits[0].text == "before memory number 3"
+            answered.append(len(hits))
+            await asyncio.sleep(0.05)
+
+    recalls = asyncio.create_task(recall_throughout())
     leaf_writes = asyncio.create_task(Writer(leaf1).write(memories("offline", 10_000)))
     await Writer(hub).write(memories("hubside", 10_000))
-    # The cut-off leaf answers recall from its own projection while it writes.
-    assert leaf1.store is not None
-    assert leaf1.store.search_memories("before memory number 3", limit=1)
     await leaf_writes
     await wait_until(lambda: applied(leaf1) == 10_050, 60)
+    assert not recalls.done(), recalls  # an assertion inside it would have ended it
+    recalls.cancel()
+    assert len(answered) >= 10
     assert leaf1.store.search_memories("offline memory number 9999", limit=1)
     # leaf2 gets the hub's side, and none of leaf1's offline writes.
     await wait_until(lambda: applied(hive.nodes["leaf2"]) == 10_050, 60)
