@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivebrain.config import load_settings
+from local import local_settings
+
 from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
@@ -31,15 +32,7 @@ class Hive:
         self.leaf_port = free_port()
 
     def _node(self, name: str) -> Node:
-        settings = load_settings(
-            data_dir=str(self.root / name),
-            node=name,
-            nats_url=None,
-            port=self.ports[name],
-            nats_binary=None,
-            json_output=False,
-            env={},
-        )
+        settings = local_settings(self.root / name, name, self.ports[name])
         if name == self.hub:
             extra = [f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port}, no_advertise: true }}"]
             role = NodeRole(kind="hub", leaves=self.leaves)

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local import local_settings
 from nodeproc import Cli, NodeProcess, positions, wait_until
 
 from hivebrain.bus import Bus, connect
-from hivebrain.config import Settings, load_settings
+from hivebrain.config import Settings
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryReinforced, MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
@@ -55,15 +56,7 @@ def workload(seed: int) -> list[Event]:
 
 
 def settings_for(home: Path, port: int) -> Settings:
-    return load_settings(
-        data_dir=str(home),
-        node="n1",
-        nats_url=None,
-        port=port,
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    return local_settings(home, port=port)
 
 
 async def publish_all(bus: Bus, events: list[Event], sent: list[int]) -> list[Ack]:

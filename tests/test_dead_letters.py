@@ -10,28 +10,20 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from local import local_settings
 from nodeproc import Cli
 
-from hivebrain.config import Settings, load_settings
+from hivebrain.config import Settings
 from hivebrain.events import Event, encode, to_wire
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.natsserver import free_port
 from hivebrain.node import Node
 
 SUBJECT = "hive.n1.memory.x"
 
 
 def settings_for(home: Path) -> Settings:
-    return load_settings(
-        data_dir=str(home),
-        node="n1",
-        nats_url=None,
-        port=free_port(),
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    return local_settings(home)
 
 
 @pytest.fixture

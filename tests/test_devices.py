@@ -12,17 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from local import local_settings
 from nodeproc import Cli
 
 from hivebrain.brain import Brain
-from hivebrain.config import Settings, load_settings
+from hivebrain.config import Settings
 from hivebrain.devices import DeviceAnnouncer, DeviceProfile, DeviceServices, announcement, describe
 from hivebrain.events import Payload
 from hivebrain.events.device import DeviceRegistered, DeviceUpdated
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.hardware import Hardware, classify, detect
 from hivebrain.liveness import FLUSH_INTERVAL_S, Heartbeat, read_liveness
-from hivebrain.natsserver import free_port
 from hivebrain.node import Node
 from hivebrain.projections.device_queries import DeviceRecord
 
@@ -30,15 +30,7 @@ BEAT = 0.2  # heartbeat interval in these tests: offline after 3 x 0.2 s
 
 
 def settings_for(home: Path) -> Settings:
-    return load_settings(
-        data_dir=str(home),
-        node="n1",
-        nats_url=None,
-        port=free_port(),
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    return local_settings(home)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from local import local_settings
 
-from hivebrain.config import load_settings
 from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.memory import (
     SPACES,
@@ -24,7 +24,6 @@ from hivebrain.events.memory import (
     TagRemoval,
 )
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.natsserver import free_port
 from hivebrain.node import Node
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projector import Projector
@@ -32,15 +31,7 @@ from hivebrain.projector import Projector
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    settings = load_settings(
-        data_dir=str(tmp_path / "home"),
-        node="n1",
-        nats_url=None,
-        port=free_port(),
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    settings = local_settings(tmp_path / "home")
     n = Node(settings)
     await n.start()
     yield n

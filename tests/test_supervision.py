@@ -9,8 +9,9 @@ import signal
 from pathlib import Path
 
 from hive import Writer, applied, memories, wait_until
+from local import local_settings
 
-from hivebrain.config import Settings, load_settings
+from hivebrain.config import Settings
 from hivebrain.credentials import generate_credentials
 from hivebrain.demo import homelab_toml
 from hivebrain.homelab import load_homelab
@@ -20,27 +21,11 @@ from hivebrain.nodeplan import HomelabWatcher, plan
 
 
 def settings_for(root: Path, name: str) -> Settings:
-    return load_settings(
-        data_dir=str(root / name),
-        node=name,
-        nats_url=None,
-        port=None,
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    return local_settings(root / name, name)
 
 
 async def test_a_crashed_nats_server_is_started_again(tmp_path: Path) -> None:
-    settings = load_settings(
-        data_dir=str(tmp_path / "home"),
-        node="n1",
-        nats_url=None,
-        port=free_port(),
-        nats_binary=None,
-        json_output=False,
-        env={},
-    )
+    settings = local_settings(tmp_path / "home")
     node = Node(settings)
     await node.start()
     try:
