@@ -1,5 +1,5 @@
 """Shared fixtures: a real nats-server (from the wheel) on a free port with a temporary store,
-chained server -> bus (connected client)."""
+chained server -> bus (connected client); and an in-process node "n1" with its own server."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from local import local_settings
 
 from hivebrain.bus import Bus, connect
 from hivebrain.natsserver import NatsServer, ServerConfig, free_port
+from hivebrain.node import Node
 
 
 @pytest.fixture
@@ -26,3 +28,11 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
     await b.ensure_streams("n1")
     yield b
     await b.close()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(local_settings(tmp_path / "home"))
+    await n.start()
+    yield n
+    await n.stop()

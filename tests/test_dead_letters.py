@@ -5,33 +5,17 @@ dead-letters them again nor re-applies anything."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgpack
-import pytest
-from local import local_settings
 from nodeproc import Cli
 
-from hivebrain.config import Settings
 from hivebrain.events import Event, encode, to_wire
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node import Node
 
 SUBJECT = "hive.n1.memory.x"
-
-
-def settings_for(home: Path) -> Settings:
-    return local_settings(home)
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(settings_for(tmp_path / "home"))
-    await n.start()
-    yield n
-    await n.stop()
 
 
 def bad_messages() -> list[tuple[bytes, str]]:

@@ -9,14 +9,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from local import local_settings
 from nodeproc import Cli
 
 from hivebrain.brain import Brain
-from hivebrain.config import Settings
 from hivebrain.devices import DeviceAnnouncer, DeviceProfile, DeviceServices, announcement, describe
 from hivebrain.events import Payload
 from hivebrain.events.device import DeviceRegistered, DeviceUpdated
@@ -27,18 +24,6 @@ from hivebrain.node import Node
 from hivebrain.projections.device_queries import DeviceRecord
 
 BEAT = 0.2  # heartbeat interval in these tests: offline after 3 x 0.2 s
-
-
-def settings_for(home: Path) -> Settings:
-    return local_settings(home)
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(settings_for(tmp_path / "home"))
-    await n.start()
-    yield n
-    await n.stop()
 
 
 @pytest.fixture

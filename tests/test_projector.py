@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
-from local import local_settings
 
 from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.memory import (
@@ -27,15 +23,6 @@ from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node import Node
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projector import Projector
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    settings = local_settings(tmp_path / "home")
-    n = Node(settings)
-    await n.start()
-    yield n
-    await n.stop()
 
 
 def mixed_events(seed: int, memories: int = 800) -> list[Event]:
