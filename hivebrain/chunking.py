@@ -1,0 +1,151 @@
+"""Splitting a document's text into overlapping chunks (pure functions, no I/O).
+
+A chunk is a slice `text[start:end]` of at most `size` characters. Consecutive chunks overlap by
+at most `overlap` characters (at least one when `overlap` > 0), the first starts at 0 and the last
+ends at the end of the text, so every character of the text is in some chunk.
+
+Where a chunk ends is chosen in the window between half its size (or just past the overlap, when
+that is larger) and its full size: the strongest boundary found there wins, the latest of equally
+strong ones, and a chunk is cut mid-word only when the window has no whitespace at all.
+
+    strength   markdown            code                                   text
+    3          before a heading    blank line before a top-level line     --
+    2          blank line          blank line                             blank line
+    1          line end            line end                               line or sentence end
+    0          whitespace          whitespace                             whitespace
+
+The next chunk starts at the strongest boundary within the overlap (the earliest of equally strong
+ones, so the overlap is as large as allowed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["markdown", "code", "text"]
+
+DEFAULT_SIZE = 1200
+DEFAULT_OVERLAP = 200
+
+# Each pattern's match end is a place to cut: the chunk ends there, the next text starts there.
+_WHITESPACE = re.compile(r"\s+")
+_LINE_END = re.compile(r"\n")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+_BEFORE_HEADING = re.compile(r"\n(?=#{1,6}[ \t])")
+# A top-level line after a blank line: a def, class, comment or statement at column 0 (not a
+# closing bracket) -- in most languages, where one top-level block ends and the next begins.
+_BEFORE_TOP_LEVEL = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*(?=[^\s)\]}])")
+
+_BOUNDARIES: dict[str, tuple[tuple[re.Pattern[str], ...], ...]] = {
+    # index = strength
+    "markdown": ((_WHITESPACE,), (_LINE_END,), (_BLANK_LINE,), (_BEFORE_HEADING,)),
+    "code": ((_WHITESPACE,), (_LINE_END,), (_BLANK_LINE,), (_BEFORE_TOP_LEVEL,)),
+    "text": ((_WHITESPACE,), (_LINE_END, _SENTENCE_END), (_BLANK_LINE,)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    index: int
+    start: int
+    end: int
+    text: str
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.text)
+
+
+def content_hash(text: str) -> str:
+    """sha256 (hex) of the text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_sizes(size: int, overlap: int) -> None:
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    if not 0 <= overlap < size:
+        raise ValueError(f"overlap must be at least 0 and below the chunk size, not {overlap}")
+
+
+def _cuts(text: str, kind: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """(strength, position) of every place to cut with `lo <= position <= hi`."""
+    # A match may start a few characters before `lo` and still end inside the window,
+    # and a lookahead may need a few characters past `hi`.
+    begin, stop = max(0, lo - 8), min(len(text), hi + 8)
+    found = []
+    for strength, patterns in enumerate(_BOUNDARIES[kind]):
+        for pattern in patterns:
+            for m in pattern.finditer(text, begin, stop):
+                if lo <= m.end() <= hi:
+                    found.append((strength, m.end()))
+    return found
+
+
+def _end(text: str, kind: str, start: int, size: int, overlap: int) -> int:
+    hi = start + size
+    if hi >= len(text):
+        return len(text)
+    lo = start + max(size // 2, overlap + 1)
+    cuts = _cuts(text, kind, lo, hi)
+    if not cuts:
+        return hi
+    return max(cuts)[1]  # the strongest, then the latest
+
+
+def _next_start(text: str, kind: str, start: int, end: int, overlap: int) -> int:
+    if overlap == 0:
+        return end
+    lo = max(start + 1, end - overlap)
+    cuts = _cuts(text, kind, lo, end - 1)
+    if not cuts:
+        return lo
+    strength = max(s for s, _ in cuts)
+    return min(p for s, p in cuts if s == strength)  # the strongest, then the earliest
+
+
+def spans(
+    text: str, kind: str = "text", size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP
+) -> list[tuple[int, int]]:
+    """The (start, end) of each chunk of `text`; none for an empty or all-whitespace text."""
+    check_sizes(size, overlap)
+    if kind not in _BOUNDARIES:
+        raise ValueError(f"unknown kind {kind!r}")
+    if not text.strip():
+        return []
+    out: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        end = _end(text, kind, start, size, overlap)
+        out.append((start, end))
+        if end >= len(text):
+            return out
+        start = _next_start(text, kind, start, end, overlap)
+
+
+def chunk_text(
+    text: str, kind: str = "text", size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP
+) -> list[Chunk]:
+    """Split `text` into overlapping chunks (see the module docstring for where it cuts)."""
+    return [
+        Chunk(i, start, end, text[start:end])
+        for i, (start, end) in enumerate(spans(text, kind, size, overlap))
+    ]
+
+
+def chunk_id(document: str, index: int) -> str:
+    """A chunk's entity id: usable as a subject token (`[A-Za-z0-9_:-]`, at most 128)."""
+    return f"{document}:{index}"
+
+
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def markdown_title(text: str) -> str | None:
+    """The text of the first ATX heading (`# Title`), if any."""
+    m = _HEADING.search(text)
+    return m.group(1).strip() if m else None
