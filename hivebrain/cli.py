@@ -138,4 +138,13 @@ def require(condition: bool, message: str) -> None:
 
 
 # Commands live in their own modules and register themselves on `cli`.
-from . import cli_creds, cli_demo, cli_devices, cli_events, cli_hive, cli_memory, cli_node  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    cli_creds,
+    cli_demo,
+    cli_devices,
+    cli_events,
+    cli_hive,
+    cli_ingest,
+    cli_memory,
+    cli_node,
+)
