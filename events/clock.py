@@ -49,6 +49,12 @@ class LamportClock:
             self._next = remote + 1
             self._store.observe(remote)
 
+    def witness(self, remote: int) -> None:
+        """Like `observe`, for a stamp the store has already recorded (the projection raises
+        the stored high-water mark in the transaction that applies the events): memory only."""
+        if remote >= self._next:
+            self._next = remote + 1
+
     @property
     def last(self) -> int:
         """The last stamp handed out or observed."""

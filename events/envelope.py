@@ -14,14 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hivebrain.errors import InvalidEvent
 
 #: Node names and entity ids become NATS subject tokens: no dots, spaces or wildcards.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")
 NODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-MAX_LAMPORT = 2**63 - 1  # msgpack and SQLite integers are signed 64-bit
+# Far below the signed 64-bit limit of msgpack and SQLite: a node that observes the largest
+# accepted stamp can still reserve blocks above it for a very long time.
+MAX_LAMPORT = 2**53
 
 
 class Stamp(NamedTuple):
@@ -57,7 +59,7 @@ class VersionRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lamport: int
+    lamport: int = Field(ge=0, le=MAX_LAMPORT)
     node: str
     event_id: str
 
@@ -141,7 +143,7 @@ class Event:
         if isinstance(self.lamport, bool):
             raise InvalidEvent("lamport must be an integer, got a bool")
         if self.lamport > MAX_LAMPORT:
-            raise InvalidEvent(f"lamport must be < 2**63, got {self.lamport}")
+            raise InvalidEvent(f"lamport must be <= 2**53, got {self.lamport}")
         if self.lamport < 1:
             raise InvalidEvent(f"lamport must be >= 1, got {self.lamport}")
         if not self.payload.TYPE:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlparse
 
 from .brain import Brain
 from .bus import Bus, connect
 from .config import Settings
 from .credentials import credentials_path, load_credentials
 from .errors import NotConnected
-from .natsserver import NatsServer
+from .natsserver import NatsServer, RenderedServerConfig
 from .node import NodeLock, server_config
 
 
@@ -22,6 +23,24 @@ def client_secret(settings: Settings) -> str | None:
     if not credentials_path(directory, settings.node).exists():
         return None
     return load_credentials(directory, settings.node).reveal()
+
+
+def _rendered_server(settings: Settings, holding_lock: bool) -> NatsServer:
+    rendered = settings.nats_dir / "nats-server.conf"
+    node_running = not holding_lock and NodeLock.held(settings.lock_file)
+    if node_running or not rendered.exists():
+        raise NotConnected(
+            f"cannot reach NATS at {settings.nats_url}: start this node first "
+            f"(hivebrain node run --node {settings.node})"
+        )
+    url = urlparse(settings.nats_url)
+    config = RenderedServerConfig(
+        text=rendered.read_text(),
+        store_dir=settings.nats_dir,
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 4222,
+    )
+    return NatsServer(config, binary=settings.nats_binary)
 
 
 @asynccontextmanager
@@ -35,6 +54,18 @@ async def reach_nats(settings: Settings, *, holding_lock: bool = False) -> Async
     try:
         bus = await connect(settings.nats_url, timeout=2.0, user=user, password=password)
     except NotConnected:
+        if password is not None:
+            # A node of a homelab: its server runs with the accounts and users `node run`
+            # rendered; only that config reaches the node's streams.
+            server = _rendered_server(settings, holding_lock)
+            await server.start()
+            bus = await connect(server.url, user=user, password=password)
+            try:
+                yield bus
+            finally:
+                await bus.close()
+                await server.stop()
+            return
         node_running = not holding_lock and NodeLock.held(settings.lock_file)
         if not settings.embedded or node_running:
             raise NotConnected(
@@ -44,7 +75,8 @@ async def reach_nats(settings: Settings, *, holding_lock: bool = False) -> Async
         await server.start()
         bus = await connect(server.url)
     try:
-        await bus.ensure_streams(settings.node)
+        if password is None:  # a homelab node's streams are its node's business
+            await bus.ensure_streams(settings.node)
         yield bus
     finally:
         await bus.close()

@@ -169,7 +169,7 @@ class Projector:
             and msg.subject.startswith(self._own_prefix)
         ):
             self._note_source(msg)
-        self._buffer.append(Delivery(msg.stream, msg.seq, msg.data, msg.msg_id))
+        self._buffer.append(Delivery(msg.stream, msg.seq, msg.data, msg.msg_id, msg.subject))
         self._wake.set()
         if len(self._buffer) >= self._high_water:
             self._room.clear()
@@ -194,6 +194,9 @@ class Projector:
             # when stopping, leave it: it is read again from the stream on the next start.
             log.exception("projector.batch_failed", size=len(batch))
             if self._closing:
+                # Nothing after the failed batch may commit (its positions would cover it);
+                # all of it is read again from the streams on the next start.
+                self._buffer.clear()
                 return
             self._buffer[:0] = batch
             await asyncio.sleep(1.0)

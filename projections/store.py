@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
+from hivebrain.events.subjects import subject as subject_of
 
 from . import device_queries, knowledge_queries, memory_queries
 from .clock_store import OBSERVE_SQL, SqliteClockStore, read_high
@@ -60,6 +61,21 @@ OWNERS: dict[type[Payload], Projection] = {
 }
 
 
+def check_author(event: Event, subject: str) -> None:
+    """The event must say what its subject says: the server only lets a node publish under
+    `hive.<its name>.>`, so a body claiming another node (or another entity) is a forgery.
+    A node describes only its own hardware."""
+    expected = subject_of(event)
+    if subject != expected:
+        raise InvalidEvent(f"stored under {subject} but the event says {expected}")
+    if event.type in SELF_DESCRIBING and event.entity != event.node:
+        raise InvalidEvent(f"{event.type} about {event.entity} written by {event.node}")
+
+
+#: Event types a node may only write about itself.
+SELF_DESCRIBING = frozenset({"device.registered", "device.updated"})
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One message as read from a JetStream stream."""
@@ -68,6 +84,7 @@ class Delivery:
     seq: int  # stream sequence
     data: bytes  # msgpack body
     msg_id: str | None = None  # the Nats-Msg-Id header (== event_id) if present
+    subject: str | None = None  # the subject the server stored it under (checked below)
 
 
 @dataclass
@@ -130,6 +147,7 @@ class ProjectionStore:
             known = self._applied_ids(conn, [d.msg_id for d in todo if d.msg_id])
             fresh_ids: set[str] = set()
             events: list[Event] = []
+            origin: dict[str, Delivery] = {}
             dead: list[tuple[str, int, str, str | None, bytes, float]] = []
             for d in todo:
                 if d.seq > seen.get(d.stream, 0):
@@ -139,13 +157,19 @@ class ProjectionStore:
                     continue
                 try:
                     event = decode(d.data)
+                    if d.subject is not None:
+                        check_author(event, d.subject)
                 except (InvalidEvent, UnknownEventType) as exc:
                     dead.append((d.stream, d.seq, str(exc), d.msg_id, d.data, time.time()))
                     continue
                 events.append(event)
+                origin[event.event_id] = d
                 if d.msg_id is not None and d.msg_id == event.event_id:
                     fresh_ids.add(d.msg_id)
-            self._apply(conn, events, result, fresh_ids)
+            for event, error in self._apply_or_isolate(conn, events, result, fresh_ids):
+                d = origin[event.event_id]
+                reason = f"cannot apply {event.type}: {type(error).__name__}: {error}"
+                dead.append((d.stream, d.seq, reason, d.msg_id, d.data, time.time()))
             if dead:
                 conn.executemany(
                     "INSERT OR IGNORE INTO dead_letters (stream, seq, reason, msg_id, data, at) "
@@ -178,6 +202,44 @@ class ProjectionStore:
         with self._transaction() as conn:
             self._apply(conn, list(events), result, set())
         return result.applied
+
+    def _apply_or_isolate(
+        self, conn: sqlite3.Connection, events: list[Event], result: BatchResult, fresh: set[str]
+    ) -> list[tuple[Event, Exception]]:
+        """Apply the batch; if that fails for a reason other than the database being busy,
+        apply its events one at a time and return the ones that cannot be applied (to be
+        dead-lettered), so one poisonous event never blocks the stream behind it."""
+        conn.execute("SAVEPOINT batch")
+        try:
+            self._apply(conn, events, result, fresh)
+            conn.execute("RELEASE batch")
+            return []
+        except sqlite3.OperationalError:
+            raise  # busy or locked: the whole batch is retried later
+        except Exception:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+        failed: list[tuple[Event, Exception]] = []
+        total = BatchResult(duplicates=result.duplicates)
+        for event in events:
+            one = BatchResult()
+            conn.execute("SAVEPOINT one")
+            try:
+                self._apply(conn, [event], one, fresh & {event.event_id})
+                conn.execute("RELEASE one")
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+                failed.append((event, exc))
+                continue
+            total.applied += one.applied
+            total.duplicates += one.duplicates
+            total.max_lamport = max(total.max_lamport, one.max_lamport)
+        result.applied, result.duplicates = total.applied, total.duplicates
+        result.max_lamport = total.max_lamport
+        return failed
 
     @staticmethod
     def _applied_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:

@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 MAX_INT = 2**63 - 1
+MAX_LAMPORT = 2**53
 
 # -- building blocks ---------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ def event_ids() -> SearchStrategy[str]:
 
 
 def lamports() -> SearchStrategy[int]:
-    return st.integers(min_value=1, max_value=MAX_INT)
+    return st.integers(min_value=1, max_value=MAX_LAMPORT)
 
 
 def stamps() -> SearchStrategy[VersionRef]:

@@ -4,6 +4,7 @@ dead-letters them again nor re-applies anything."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import msgpack
 from nodeproc import Cli
 
 from hivebrain.events import Event, encode, to_wire
+from hivebrain.events.device import DeviceUpdated
+from hivebrain.events.knowledge import DocumentIngested
 from hivebrain.events.memory import MemoryStored
-from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, subject
 from hivebrain.node import Node
 
 SUBJECT = "hive.n1.memory.x"
@@ -108,8 +111,48 @@ async def test_a_valid_event_published_raw_is_applied(node: Node) -> None:
     a valid event, published without the hivebrain headers, are applied like any other."""
     assert node.bus is not None and node.store is not None and node.projector is not None
     event = Event.new(MemoryStored(text="raw but valid"), node="n1", lamport=1)
-    ack = await node.bus.js.publish(SUBJECT, encode(event))
+    ack = await node.bus.js.publish(subject(event), encode(event))
     assert await node.projector.wait_for(HIVE_STREAM, ack.seq)
     assert await node.projector.wait_for(EVENTS_STREAM, ack.seq)
     assert node.store.dead_letters() == []
     assert node.store.memory(event.entity) is not None
+
+
+async def test_an_event_claiming_another_author_is_dead_lettered(node: Node) -> None:
+    """The server lets n1 publish only under hive.n1.>; an event whose body names another node
+    (or another entity than its subject) is a forgery and is never applied."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    forged = Event.new(MemoryStored(text="written as the hub"), node="hub", lamport=9)
+    ack = await node.bus.js.publish(f"hive.n1.memory.{forged.entity}", encode(forged))
+    hardware = Event.new(DeviceUpdated(tier="gpu"), node="n1", lamport=10, entity="hub")
+    last = await node.bus.js.publish(subject(hardware), encode(hardware))
+    assert await node.projector.wait_for(HIVE_STREAM, last.seq)
+    assert await node.projector.wait_for(EVENTS_STREAM, last.seq)
+    reasons = {d.seq: d.reason for d in node.store.dead_letters() if d.stream == HIVE_STREAM}
+    assert "but the event says hive.hub.memory" in reasons[ack.seq]
+    assert "device.updated about hub written by n1" in reasons[last.seq]
+    assert node.store.memory(forged.entity) is None
+    assert node.store.device("hub") is None
+
+
+async def test_an_event_that_cannot_be_applied_is_dead_lettered_alone(node: Node) -> None:
+    """An event that decodes but fails while being applied (here an integer too large for
+    SQLite) goes to the dead letters; the events around it in the same batch are applied."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    before = Event.new(MemoryStored(text="before the poison"), node="n1", lamport=1)
+    poison = Event.new(
+        DocumentIngested(source="x", content_hash="h", size=2**63, total_chunks=1),
+        node="n1",
+        lamport=2,
+    )
+    after = Event.new(MemoryStored(text="after the poison"), node="n1", lamport=3)
+    publisher = await node.bus.publisher()
+    futures = [await publisher.publish(e) for e in (before, poison, after)]
+    acks = await asyncio.gather(*futures)
+    await publisher.close()
+    assert await node.projector.wait_for(HIVE_STREAM, acks[-1].seq)
+    assert await node.projector.wait_for(EVENTS_STREAM, acks[-1].seq)
+    assert node.store.memory(before.entity) is not None
+    assert node.store.memory(after.entity) is not None
+    dead = [d for d in node.store.dead_letters() if d.msg_id == poison.event_id]
+    assert dead and "cannot apply knowledge.document_ingested" in dead[0].reason
