@@ -86,6 +86,8 @@ class JoinService:
                     self.restarts += 1
                 last = await self._streams.last_seq(HIVE_STREAM)
             except Exception as exc:
+                # Its source may be half-restarted: the next hello re-adds it.
+                self.sourced.discard(node)
                 log.warning("hive.hello_failed", node=node, error=str(exc))
                 return
         reply = {"hub": self._hub, "boot": self._boot, "hive_last_seq": last}

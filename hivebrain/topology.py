@@ -175,10 +175,10 @@ class Streams:
         if info is None:
             return
         leaves = {x for x in map(source_leaf, info["config"].get("sources") or []) if x}
-        if leaf not in leaves:
-            return
-        await self._js.update_stream(hub_hive_config(hub, leaves - {leaf}))
-        await self._js.update_stream(hub_hive_config(hub, leaves))
+        if leaf in leaves:
+            await self._js.update_stream(hub_hive_config(hub, leaves - {leaf}))
+        # Always written back with the leaf: if an earlier restart failed half-way, this heals it.
+        await self._js.update_stream(hub_hive_config(hub, leaves | {leaf}))
         log.info("hive.source_restarted", leaf=leaf)
 
     async def mirror_lag(self) -> tuple[int, float | None]:
