@@ -72,18 +72,28 @@ def check_sizes(size: int, overlap: int) -> None:
         raise ValueError(f"overlap must be at least 0 and below the chunk size, not {overlap}")
 
 
-def _cuts(text: str, kind: str, lo: int, hi: int) -> list[tuple[int, int]]:
-    """(strength, position) of every place to cut with `lo <= position <= hi`."""
-    # A match may start a few characters before `lo` and still end inside the window,
+def _cut(text: str, kind: str, lo: int, hi: int, *, latest: bool) -> int | None:
+    """The place to cut with `lo <= position <= hi` of the strongest boundary there, the latest
+    (or the earliest) of equally strong ones; None when the range has no boundary at all."""
+    # A match may start a few characters before `lo` and still end inside the range,
     # and a lookahead may need a few characters past `hi`.
     begin, stop = max(0, lo - 8), min(len(text), hi + 8)
-    found = []
-    for strength, patterns in enumerate(_BOUNDARIES[kind]):
+    for patterns in reversed(_BOUNDARIES[kind]):  # the strongest first
+        best: int | None = None
         for pattern in patterns:
             for m in pattern.finditer(text, begin, stop):
-                if lo <= m.end() <= hi:
-                    found.append((strength, m.end()))
-    return found
+                position = m.end()  # increasing: the matches do not overlap
+                if position < lo:
+                    continue
+                if position > hi:
+                    break
+                if best is None or (position > best if latest else position < best):
+                    best = position
+                if not latest:
+                    break
+        if best is not None:
+            return best
+    return None
 
 
 def _end(text: str, kind: str, start: int, size: int, overlap: int) -> int:
@@ -91,21 +101,16 @@ def _end(text: str, kind: str, start: int, size: int, overlap: int) -> int:
     if hi >= len(text):
         return len(text)
     lo = start + max(size // 2, overlap + 1)
-    cuts = _cuts(text, kind, lo, hi)
-    if not cuts:
-        return hi
-    return max(cuts)[1]  # the strongest, then the latest
+    cut = _cut(text, kind, lo, hi, latest=True)
+    return hi if cut is None else cut
 
 
 def _next_start(text: str, kind: str, start: int, end: int, overlap: int) -> int:
     if overlap == 0:
         return end
     lo = max(start + 1, end - overlap)
-    cuts = _cuts(text, kind, lo, end - 1)
-    if not cuts:
-        return lo
-    strength = max(s for s, _ in cuts)
-    return min(p for s, p in cuts if s == strength)  # the strongest, then the earliest
+    cut = _cut(text, kind, lo, end - 1, latest=False)  # the earliest: as much overlap as allowed
+    return lo if cut is None else cut
 
 
 def spans(
