@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivebrain.events import Event, LamportClock, Payload
+from hivebrain.events import ClockStore, Event, Payload
 from hivebrain.events.knowledge import ChunkAdded, DocumentIngested, KnowledgeRemoved
 from hivebrain.projections.knowledge import DOCUMENT_VISIBLE
 from hivebrain.projections.sqlite import connect, sqlite_errors
@@ -284,6 +284,28 @@ class IngestSummary:
         }
 
 
+class _Stamps:
+    """Lamport stamps for one run, reserved from the node's clock store in blocks that double
+    from 64 up to 65,536 values: a clock write (which waits for the node's projection writer)
+    every few thousand events on a large tree, few values skipped after a small run."""
+
+    def __init__(self, store: ClockStore, first_block: int = 64, max_block: int = 65536) -> None:
+        self._store = store
+        self._block = first_block
+        self._max_block = max_block
+        self._next = 1
+        self._ceiling = 0
+
+    def tick(self) -> int:
+        if self._next > self._ceiling:
+            first = self._store.reserve(self._next - 1, self._block)
+            self._next, self._ceiling = first, first + self._block - 1
+            self._block = min(self._block * 2, self._max_block)
+        value = self._next
+        self._next += 1
+        return value
+
+
 class Ingester:
     """Publishes the knowledge events of a set of files through `brain`.
 
@@ -295,8 +317,7 @@ class Ingester:
         self.brain = brain
         self.options = options
         self._clock_store = SqliteClockStore(brain.settings.db_path)
-        # A block of stamps per reservation: one clock write per 512 events, not per event.
-        self._clock = LamportClock(self._clock_store, block=512)
+        self._clock = _Stamps(self._clock_store)
         self._acks: list[asyncio.Future[Ack]] = []
 
     def close(self) -> None:

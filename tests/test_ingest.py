@@ -19,6 +19,7 @@ from hivebrain.ingest import (
     Candidate,
     IngestOptions,
     IngestSummary,
+    _Stamps,
     document_id,
     find_files,
     ingest,
@@ -27,6 +28,7 @@ from hivebrain.ingest import (
 from hivebrain.natsserver import free_port
 from hivebrain.node import Node
 from hivebrain.projections.sqlite import connect
+from hivebrain.projections.store import SqliteClockStore
 
 SMALL = IngestOptions(chunk_size=200, overlap=40)
 
@@ -245,3 +247,16 @@ def test_console_ingest_of_a_missing_path_is_one_line(cli: Cli, tmp_path: Path) 
     assert [line for line in result.err.splitlines() if line.strip()] == [
         f"error: no such file or directory: {tmp_path / 'nope'}"
     ]
+
+
+def test_stamps_increase_above_the_store_in_doubling_blocks(tmp_path: Path) -> None:
+    store = SqliteClockStore(tmp_path / "clock.db")
+    try:
+        store.observe(1000)  # e.g. a remote event applied by the node
+        stamps = _Stamps(store, first_block=4, max_block=16)
+        values = [stamps.tick() for _ in range(60)]
+        assert values[0] == 1001 and values == sorted(set(values))
+        # blocks of 4, 8, 16, 16, 16: five reservations, the last one partly used
+        assert store.reserve(0, 1) == 1001 + 4 + 8 + 16 * 3
+    finally:
+        store.close()
