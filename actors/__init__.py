@@ -1,1 +1,24 @@
 """Per-node actors that consume events and publish new ones (see DESIGN.md section 5)."""
+
+from .actor import Actor, Clock, Context, ProjectionReader, Publish, SystemClock
+from .registry import ACTORS, actors_for, register
+from .runtime import ActorRuntime, Options, consumer_config, consumer_name
+from .statsdb import ActorStats, read_stats
+
+__all__ = [
+    "ACTORS",
+    "Actor",
+    "ActorRuntime",
+    "ActorStats",
+    "Clock",
+    "Context",
+    "Options",
+    "ProjectionReader",
+    "Publish",
+    "SystemClock",
+    "actors_for",
+    "consumer_config",
+    "consumer_name",
+    "read_stats",
+    "register",
+]
