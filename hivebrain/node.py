@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
 import structlog
 
+from hivebrain.actors import Actor, ActorRuntime
 from hivebrain.events import LamportClock
 from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 
@@ -109,9 +111,11 @@ class Node:
         role: NodeRole | None = None,
         server: ServerConfig | RenderedServerConfig | None = None,
         profile: DeviceProfile | None = None,
+        actors: Sequence[Actor] = (),
     ) -> None:
         """`profile`: announce this node in the device registry and send heartbeats (what
-        `up` and `node run` do); None runs without device services."""
+        `up` and `node run` do); None runs without device services. `actors`: run these, each
+        on its durable consumer of HIVE (see hivebrain.actors)."""
         self.settings = settings
         self._profile = profile
         self.devices: DeviceServices | None = None
@@ -124,6 +128,8 @@ class Node:
         self.clock: LamportClock | None = None
         self.join: JoinService | None = None
         self.link: LinkWatcher | None = None
+        self._actors = tuple(actors)
+        self.actors: ActorRuntime | None = None
         self._lock = NodeLock(settings.lock_file)
         self._watchdog: asyncio.Task[None] | None = None
         self.server_restarts = 0
@@ -160,6 +166,10 @@ class Node:
                     profile=self._profile,
                 )
                 await self.devices.start(self.projector)
+            if self._actors:
+                self.actors = await ActorRuntime.for_node(
+                    self.bus, settings.node, self.clock, settings.db_path, self._actors
+                )
             if role.kind == "leaf" and role.hub and role.hello:
                 self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
                 await self.link.start()
@@ -198,6 +208,9 @@ class Node:
         await self.join.start(sourced)
 
     async def stop(self) -> None:
+        if self.actors is not None:
+            await self.actors.stop()
+            self.actors = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
