@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from hivebrain.actors import read_stats
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.projections.store import ProjectionStore
@@ -83,6 +84,7 @@ def stats(settings: Settings) -> None:
     try:
         data: dict[str, Any] = {"node": settings.node, "projection": store.stats()}
         positions = {s: store.position(s) for s in (EVENTS_STREAM, HIVE_STREAM)}
+        actors = read_stats(store.connection)  # written by the node's actor runtime
     finally:
         store.close()
 
@@ -99,6 +101,8 @@ def stats(settings: Settings) -> None:
     except NotConnected as exc:
         data["streams"] = {"error": str(exc)}
     data["node_running"] = NodeLock.held(settings.lock_file)
+    if actors:
+        data["actors"] = actors
 
     def text(d: dict[str, Any]) -> str:
         lines = [f"node {d['node']} ({'running' if d['node_running'] else 'stopped'})"]
@@ -106,6 +110,10 @@ def stats(settings: Settings) -> None:
             lines.append(f"  {key:18} {value}")
         for stream, info in d["streams"].items():
             lines.append(f"  stream {stream:11} {info}")
+        for a in d.get("actors", []):
+            figures = " ".join(f"{k}={a[k]}" for k in ("processed", "lag", "failures", "restarts"))
+            error = f" last_error={a['last_error']}" if a["last_error"] else ""
+            lines.append(f"  actor {a['name']:12} {a['state']:11} {figures}{error}")
         return "\n".join(lines)
 
     emit(settings, data, text)
