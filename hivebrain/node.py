@@ -154,7 +154,10 @@ class Node:
             self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
             clock = self.clock
             self.projector = Projector(
-                self.bus, self.store, on_batch=lambda r: clock.observe(r.max_lamport)
+                # the batch's transaction already raised the stored clock: memory only here
+                self.bus,
+                self.store,
+                on_batch=lambda r: clock.witness(r.max_lamport),
             )
             await self.projector.start()
             if self._profile is not None:
@@ -191,10 +194,15 @@ class Node:
                 continue
             self.server_restarts += 1
             log.warning("nats_server.exited_restarting", node=self.settings.node)
-            try:
-                await server.start()
-            except HivebrainError as exc:
-                log.error("nats_server.restart_failed", error=str(exc))
+            delay = every
+            while True:  # e.g. its port not free yet: keep trying, backing off
+                try:
+                    await server.start()
+                    break
+                except HivebrainError as exc:
+                    log.error("nats_server.restart_failed", error=str(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
 
     async def _ensure_streams(self) -> None:
         assert self.bus is not None
