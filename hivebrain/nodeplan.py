@@ -135,7 +135,10 @@ class HomelabWatcher:
         if node.join is not None and node.bus is not None:
             node.join.allow(frozenset(n.name for n in homelab.nodes))
             leaves = [n.name for n in homelab.leaves]
-            node.join.sourced = set(await node.bus.streams.ensure_hub(name, leaves))
+            bus = node.bus
+            # JetStream may answer "no responders" for a moment while the server reloads.
+            sourced = await bus.retry(lambda: bus.streams.ensure_hub(name, leaves))
+            node.join.sourced = set(sourced)
         self.reloads += 1
         log.info("homelab.reloaded", nodes=[n.name for n in homelab.nodes])
         return True
