@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 
 from hivebrain.events.subjects import H_MSG_ID
 
+from .config import redact
 from .errors import BusError, NotConnected
 from .publisher import Publisher
 from .topology import Streams
@@ -78,9 +79,12 @@ async def connect(
             timeout,
         )
     except TimeoutError:
-        raise NotConnected(f"cannot reach NATS at {url} (no answer in {timeout:g}s)") from None
+        raise NotConnected(
+            f"cannot reach NATS at {redact(url)} (no answer in {timeout:g}s)"
+        ) from None
     except Exception as exc:  # nats-py raises several types for "nobody there"
-        raise NotConnected(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
+        reason = redact(str(exc)) if url in str(exc) else str(exc) or type(exc).__name__
+        raise NotConnected(f"cannot reach NATS at {redact(url)}: {reason}") from None
     return Bus(nc)
 
 

@@ -12,6 +12,7 @@ import re
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,11 +75,22 @@ def read_runtime(data_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def redact(url: str) -> str:
+    """A URL fit for logs and messages: any user:password in it replaced by ***."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def write_runtime(settings: Settings, nats_url: str, pid: int) -> None:
-    """Tell later commands which node runs here and where its NATS server listens."""
+    """Tell later commands which node runs here and where its NATS server listens (the file
+    is the owner's alone: a URL given with credentials keeps them)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tmp = settings.runtime_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"node": settings.node, "nats_url": nats_url, "pid": pid}))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"node": settings.node, "nats_url": nats_url, "pid": pid}))
     tmp.replace(settings.runtime_file)
 
 

@@ -19,7 +19,7 @@ from hivebrain.events import LamportClock
 from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 
 from .bus import Bus, connect
-from .config import Settings, write_runtime
+from .config import Settings, redact, write_runtime
 from .devices import DeviceProfile, DeviceServices
 from .errors import ConfigError, HivebrainError
 from .link import JoinService, LinkWatcher
@@ -182,7 +182,7 @@ class Node:
         except BaseException:
             await self.stop()
             raise
-        log.info("node.started", node=settings.node, role=role.kind, nats=url)
+        log.info("node.started", node=settings.node, role=role.kind, nats=redact(url))
 
     async def _supervise(self, every: float = 1.0) -> None:
         """Start the node's nats-server again if it exits on its own; the node's client

@@ -23,6 +23,8 @@ from .errors import BusError, PublishTimeout
 
 log = structlog.get_logger(__name__)
 
+NO_RESPONDERS_RETRY_S = 0.2
+
 
 @dataclass(frozen=True, slots=True)
 class Ack:
@@ -39,6 +41,7 @@ class _Pending:
     future: asyncio.Future[Ack]
     deadline: float = 0.0
     attempts: int = 0
+    stalls: int = 0  # "no responders" answers so far
     token: str = ""
 
 
@@ -55,7 +58,9 @@ class Publisher:
 
     At most `max_in_flight` events wait for an ack; `publish` waits for room beyond that.
     An ack not received within `ack_timeout` is retried (same message id, new reply subject)
-    up to `retries` times, then the future fails with PublishTimeout.
+    up to `retries` times, then the future fails with PublishTimeout. A "no responders" answer
+    (no stream for the subject, or JetStream recovering) is retried every 0.2 s for
+    `no_stream_patience` seconds without counting as a retry.
     """
 
     def __init__(
@@ -65,11 +70,13 @@ class Publisher:
         max_in_flight: int = 2048,
         ack_timeout: float = 5.0,
         retries: int = 5,
+        no_stream_patience: float = 5.0,
     ) -> None:
         self._nc = nc
         self._room = asyncio.Semaphore(max_in_flight)
         self._ack_timeout = ack_timeout
         self._retries = retries
+        self._no_stream_patience = no_stream_patience
         self._pending: dict[str, _Pending] = {}
         self._prefix = ""
         self._counter = 0
@@ -138,8 +145,15 @@ class Publisher:
             return  # a late ack for an attempt already retried: the retry's ack counts
         status = (msg.headers or {}).get("Status")
         if status == "503":
-            # No stream answered (not created yet, or JetStream still starting): retry later.
-            pending.deadline = asyncio.get_running_loop().time() + min(0.2, self._ack_timeout)
+            # No stream answered (not created yet, or JetStream still recovering after a
+            # restart): try again shortly, without spending one of the event's retries, for
+            # at most `no_stream_patience` seconds.
+            pending.stalls += 1
+            if pending.stalls * NO_RESPONDERS_RETRY_S > self._no_stream_patience:
+                self._fail(pending, PublishTimeout(f"no stream takes {pending.subject}"))
+                return
+            pending.attempts -= 1
+            pending.deadline = asyncio.get_running_loop().time() + NO_RESPONDERS_RETRY_S
             self._pending[pending.token] = pending
             return
         try:

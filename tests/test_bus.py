@@ -67,13 +67,27 @@ async def test_consume_from_a_stored_position(bus: Bus) -> None:
     await publisher.close()
 
 
-async def test_unacknowledged_publish_times_out_after_retries(bus: Bus) -> None:
-    publisher = await bus.publisher(ack_timeout=0.2, retries=2)
-    # No stream captures another node's subjects, so no ack ever comes.
-    with pytest.raises(PublishTimeout, match="after 3 attempts"):
+async def test_publish_without_a_stream_fails_after_its_patience(bus: Bus) -> None:
+    publisher = await bus.publisher(ack_timeout=0.2, retries=2, no_stream_patience=1.0)
+    # No stream captures another node's subjects: the server answers "no responders", which
+    # is retried for the patience without spending retries, then fails with a clear reason.
+    with pytest.raises(PublishTimeout, match=r"^no stream takes hive\.elsewhere\.memory\."):
         await publisher.publish_wait(_event(1, node="elsewhere"))
+    assert publisher.stats.retries >= 4  # resent every 0.2 s, more than `retries` allows
+    await publisher.close()
+
+
+async def test_unacknowledged_publish_times_out_after_retries(nats_server: NatsServer) -> None:
+    bus = await connect(nats_server.url)
+    # A plain subscriber takes the subject, so there are responders, but no ack ever comes.
+    sub = await bus.nc.subscribe("hive.n1.>")
+    publisher = await bus.publisher(ack_timeout=0.2, retries=2)
+    with pytest.raises(PublishTimeout, match="after 3 attempts"):
+        await publisher.publish_wait(_event(1))
     assert publisher.stats.retries == 2
     await publisher.close()
+    await sub.unsubscribe()
+    await bus.close()
 
 
 async def test_publish_survives_a_server_restart(nats_server: NatsServer) -> None:
