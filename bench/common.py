@@ -70,13 +70,24 @@ class Sizes:
     recall_memories: int
     recall_queries: int
     catchup: int
+    embed: int = 2_000
 
 
 FULL = Sizes(
-    publish=200_000, rebuild=200_000, recall_memories=100_000, recall_queries=500, catchup=100_000
+    publish=200_000,
+    rebuild=200_000,
+    recall_memories=100_000,
+    recall_queries=500,
+    catchup=100_000,
+    embed=2_000,
 )
 QUICK = Sizes(
-    publish=20_000, rebuild=20_000, recall_memories=10_000, recall_queries=200, catchup=5_000
+    publish=20_000,
+    rebuild=20_000,
+    recall_memories=10_000,
+    recall_queries=200,
+    catchup=5_000,
+    embed=300,
 )
 
 

@@ -25,10 +25,10 @@ import click
 from hivebrain.logs import configure
 from hivebrain.natsserver import find_binary
 
-from . import catchup, publish, rebuild, recall
+from . import catchup, embed, publish, rebuild, recall
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
 
-BENCHMARKS = ("publish", "rebuild", "recall", "catchup")
+BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -66,6 +66,9 @@ async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
     if "catchup" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("catchup"):
             figures += await catchup.run(Path(tmp), sizes.catchup)
+    if "embed" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("embed"):
+            figures += await embed.run(Path(tmp) / "models", sizes.embed)
     return figures
 
 
@@ -106,7 +109,9 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "recall = bare FTS5 table, same texts, tokenizer and OR-query, `ORDER BY rank LIMIT 10`; "
         "catch-up = the same hub + 2 leaves with the leaves' hello stopped (nats-server's own "
         "source/mirror retry only); seconds from the link's return until every projection "
-        "applied every event and HIVE's last sequence is the same on all nodes.",
+        "applied every event and HIVE's last sequence is the same on all nodes; "
+        "embed = the same onnxruntime session called directly, batches in input order padded by "
+        "the tokenizer (no sorting by length, no thread hop).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -124,7 +129,7 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
     help="Where to write the markdown table.",
 )
 def main(quick: bool, json_path: Path | None, only: tuple[str, ...], table_path: Path) -> None:
-    """Benchmark publish, rebuild, recall and catch-up against baselines from the same run."""
+    """Benchmark publish, rebuild, recall, catch-up and embedding against same-run baselines."""
     configure("warning")
     sizes = QUICK if quick else FULL
     mode = "quick" if quick else "full"

@@ -9,10 +9,11 @@
     │   ├── NotConnected            no server reachable at the given address
     │   └── PublishTimeout          an event was not acknowledged after every retry
     ├── ServerError                 the local nats-server could not be started or supervised
-    └── ProjectionError             the local SQLite projection cannot be used
+    ├── ProjectionError             the local SQLite projection cannot be used
+    └── EmbeddingError              an embedder cannot load its model or compute vectors
 
-Adapters translate driver errors (nats-py, sqlite3, pydantic) into this tree; the CLI turns any
-of them into one line on stderr and a non-zero exit code.
+Adapters translate driver errors (nats-py, sqlite3, pydantic, onnxruntime, ollama) into this
+tree; the CLI turns any of them into one line on stderr and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -62,3 +63,7 @@ class ServerError(HivebrainError):
 
 class ProjectionError(HivebrainError):
     """The local SQLite projection cannot be opened or used."""
+
+
+class EmbeddingError(HivebrainError):
+    """An embedder cannot load its model or compute vectors (missing weights, a backend down)."""

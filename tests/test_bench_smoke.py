@@ -39,7 +39,14 @@ def test_bench_quick_recall_prints_a_table(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     stdout, report = bench(tmp_path, timeout=180)
-    for row in ("| publish ", "| rebuild ", "| recall p50 ", "| catch-up after a cut "):
+    rows = (
+        "| publish ",
+        "| rebuild ",
+        "| recall p50 ",
+        "| catch-up after a cut ",
+        "| local embed, short texts ",
+    )
+    for row in rows:
         assert row in stdout
     figures = report["figures"]
     assert isinstance(figures, list)
