@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -67,8 +69,33 @@ def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
     emit(settings, _written(run(go())), _say("remembered"))
 
 
+NO_EMBEDDER = "keyword search only: no embedder for this node yet"
+
+
+def _query_vector(settings: Settings, query: str) -> tuple[str, bytes] | None:
+    """(model, float32 vector) of `query` from `hivebrain.embedding.embed_query(settings,
+    query)` (awaited if it is a coroutine), or None while this node has no embedder: the
+    module or function missing, or failing, is not an error for recall."""
+    try:
+        embedding = importlib.import_module("hivebrain.embedding")
+        found = embedding.embed_query(settings, query)
+        model, vector = run(found) if inspect.isawaitable(found) else found
+        return str(model), bytes(vector)
+    except Exception:
+        return None
+
+
 @cli.command()
 @click.argument("query")
+@click.option(
+    "--hybrid",
+    "mode",
+    flag_value="hybrid",
+    default=True,
+    help="Keywords and vectors fused by rank (the default).",
+)
+@click.option("--keyword", "mode", flag_value="keyword", help="Keywords only (BM25).")
+@click.option("--vector", "mode", flag_value="vector", help="Vectors only.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--agent")
 @click.option("--space", type=click.Choice(SPACES))
@@ -78,13 +105,18 @@ def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
 @click.option("--until", type=float, help="Unix time: only memories written before it.")
 @pass_settings
 def recall(settings: Settings, /, query: str, **filters: Any) -> None:
-    """Find memories by keywords (BM25 ranking)."""
+    """Find memories by keywords and meaning (reciprocal rank fusion of BM25 and vectors)."""
     if not query.strip():
         raise ConfigError("the query is empty")
+    mode = filters.pop("mode")
+    found = None if mode == "keyword" else _query_vector(settings, query)
     store = ProjectionStore(settings.db_path)
     try:
-        hits = store.search_memories(
+        result = store.recall(
             query,
+            query_vector=found[1] if found else None,
+            model=found[0] if found else None,
+            mode=mode,
             limit=filters["limit"],
             agent=filters["agent"],
             space=filters["space"],
@@ -95,7 +127,11 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
         )
     finally:
         store.close()
-    rows = [asdict(hit) for hit in hits]
+    if mode != "keyword" and found is None:
+        click.echo(NO_EMBEDDER, err=True)
+    elif result.note:
+        click.echo(result.note, err=True)
+    rows = [asdict(hit) for hit in result.hits]
 
     def text(rows: list[dict[str, Any]]) -> str:
         if not rows:

@@ -121,12 +121,12 @@ class Conflict:
     strategy: Strategy
 
 
-_HIT_COLUMNS = (
+HIT_COLUMNS = (
     "m.id, m.text, m.agent, m.space, m.stored_node, m.stored_lamport, m.ts, m.strength, m.deleted"
 )
 
 
-def _hits(conn: sqlite3.Connection, rows: list[Any]) -> list[MemoryHit]:
+def hits(conn: sqlite3.Connection, rows: list[Any]) -> list[MemoryHit]:
     tags = live_tags(conn, [r[0] for r in rows])
     return [
         MemoryHit(
@@ -155,14 +155,14 @@ def search(
     where, args = filters.sql()
     indexes = ["memories_fts", "memories_forgotten_fts"] if include_forgotten else ["memories_fts"]
     selects = [
-        f"SELECT {_HIT_COLUMNS}, -bm25({fts}) AS score FROM {fts} "
+        f"SELECT {HIT_COLUMNS}, -bm25({fts}) AS score FROM {fts} "
         f"JOIN memories m ON m.rowid = {fts}.rowid WHERE {fts} MATCH ? AND {where}"
         for fts in indexes
     ]
     sql = " UNION ALL ".join(selects) + " ORDER BY score DESC, id LIMIT ?"
     params = [v for _ in indexes for v in (match, *args)]
     rows = conn.execute(sql, (*params, limit)).fetchall()
-    return _hits(conn, rows)
+    return hits(conn, rows)
 
 
 def recent(
@@ -172,11 +172,11 @@ def recent(
     if not include_forgotten:
         where += " AND m.deleted = 0"
     rows = conn.execute(
-        f"SELECT {_HIT_COLUMNS}, 0.0 FROM memories m WHERE {where} AND m.text IS NOT NULL "
+        f"SELECT {HIT_COLUMNS}, 0.0 FROM memories m WHERE {where} AND m.text IS NOT NULL "
         "ORDER BY m.ts DESC, m.id LIMIT ?",
         (*args, limit),
     ).fetchall()
-    return _hits(conn, rows)
+    return hits(conn, rows)
 
 
 def live_tags(conn: sqlite3.Connection, memories: Sequence[str]) -> dict[str, dict[str, list[str]]]:

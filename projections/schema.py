@@ -9,7 +9,8 @@ Every last-writer-wins field carries the stamp `(lamport, node, event_id)` of th
 wrote it, in columns `<field>_lamport`, `<field>_node`, `<field>_event` that default to the
 lowest stamp `(0, '', '')`, so a SQL row value comparison `(?, ?, ?) > (...)` decides.
 The FTS5 tables are external-content indexes kept in step by triggers: derived, node-local
-(they use rowids) and left out of the digest.
+(they use rowids) and left out of the digest. So is `embedding_changes`, the log of rows
+inserted into or changed in `embeddings` that the vector index follows (see `vectors.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 from hivebrain.errors import ProjectionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _stamp(prefix: str) -> str:
@@ -82,6 +83,18 @@ def _fts(name: str, table: str, column: str, rowid: str = "rowid") -> str:
         f"content_rowid = '{rowid}', {_TOKENIZE})"
     )
 
+
+#: The log of `embeddings` rows written (insert, or a vector replaced in place by a later
+#: stamp): its `seq` is the position the hnswlib index records. Node-local, like FTS.
+EMBEDDING_CHANGES_DDL = [
+    "CREATE INDEX embeddings_by_model ON embeddings (model)",
+    "CREATE TABLE embedding_changes (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL, "
+    "model TEXT NOT NULL)",
+    "CREATE TRIGGER embedding_changes_ai AFTER INSERT ON embeddings BEGIN "
+    "INSERT INTO embedding_changes (row, model) VALUES (new.rowid, new.model); END",
+    "CREATE TRIGGER embedding_changes_au AFTER UPDATE OF vector ON embeddings BEGIN "
+    "INSERT INTO embedding_changes (row, model) VALUES (new.rowid, new.model); END",
+]
 
 _MEMORY_WATCH = "text, deleted, stored_event"
 #: Memories up to `fts_progress.high` are indexed; newer ones are indexed after the batch.
@@ -149,6 +162,7 @@ PROJECTION_DDL = [
     "CREATE TABLE embeddings (entity TEXT NOT NULL, model TEXT NOT NULL, dim INTEGER NOT NULL, "
     "vector BLOB NOT NULL, content_hash TEXT NOT NULL, event_id TEXT NOT NULL, "
     "lamport INTEGER NOT NULL, node TEXT NOT NULL, PRIMARY KEY (entity, model))",
+    *EMBEDDING_CHANGES_DDL,
     "CREATE TABLE interactions (event_id TEXT PRIMARY KEY, entity TEXT NOT NULL, "
     "node TEXT NOT NULL, lamport INTEGER NOT NULL, ts REAL, query TEXT NOT NULL, response TEXT, "
     "tool TEXT, outcome TEXT, feedback TEXT, latency_ms REAL, agent TEXT, session TEXT)",
@@ -179,6 +193,7 @@ PROJECTION_TABLES = (
     "observations_fts",
     "agents",
     "embeddings",
+    "embedding_changes",
     "interactions",
     "tasks",
 )
@@ -228,8 +243,23 @@ def _v1(conn: sqlite3.Connection) -> None:
     create_projection_tables(conn)
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """The embedding change log (already there when v1 just created every table)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'embedding_changes'"
+    ).fetchone()
+    if found:
+        return
+    for statement in EMBEDDING_CHANGES_DDL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO embedding_changes (row, model) SELECT rowid, model FROM embeddings "
+        "ORDER BY rowid"
+    )
+
+
 #: schema version -> the step that brings a database from the version below up to it.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

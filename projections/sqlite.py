@@ -67,6 +67,21 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return cast(sqlite3.Connection, conn)
 
 
+def load_vec(conn: sqlite3.Connection) -> None:
+    """Load the sqlite-vec extension (`vec_distance_cosine`, ...) into `conn`."""
+    import sqlite_vec
+
+    errors: tuple[type[Exception], ...] = (AttributeError, *sqlite_errors())
+    try:
+        conn.enable_load_extension(True)
+        try:
+            sqlite_vec.load(conn)
+        finally:
+            conn.enable_load_extension(False)
+    except errors as exc:
+        raise ProjectionError(f"cannot load sqlite-vec: {exc}") from None
+
+
 def connect_async(path: Path | str) -> aiosqlite.Connection:
     """An aiosqlite connection (for async read paths) built on `connect`; await it to open."""
     return aiosqlite.Connection(lambda: connect(path), iter_chunk_size=64)

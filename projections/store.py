@@ -29,8 +29,10 @@ from .memory_queries import Conflict, MemoryHit, MemoryRow, Strategy
 from .misc import AGENTS, EMBEDDINGS, INTERACTIONS, TASKS
 from .observations import OBSERVATIONS
 from .projection import Apply, Projection
+from .recall import RecallMode, RecallResult, recall
 from .schema import DIGEST_QUERIES, create_projection_tables, drop_projection_tables, migrate
 from .sqlite import connect, sqlite_errors
+from .vectors import DEFAULT_THRESHOLD, KINDS, Kind, VectorHit, VectorSearch
 
 __all__ = [
     "BatchResult",
@@ -40,7 +42,9 @@ __all__ = [
     "MemoryHit",
     "MemoryRow",
     "ProjectionStore",
+    "RecallResult",
     "SqliteClockStore",
+    "VectorHit",
 ]
 
 PROJECTIONS: tuple[Projection, ...] = (
@@ -106,7 +110,16 @@ class DeadLetter:
 
 
 class ProjectionStore:
-    def __init__(self, path: Path | str, *, strategy: Strategy = "lww") -> None:
+    """`vector_threshold`: above this many vectors of a model, vector search goes through an
+    hnswlib index persisted next to the database (see `vectors.py`)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        strategy: Strategy = "lww",
+        vector_threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.path = Path(path)
         self.strategy: Strategy = strategy
         self._conn = connect(path)
@@ -115,6 +128,8 @@ class ProjectionStore:
         except sqlite_errors() as exc:
             self._conn.close()
             raise ProjectionError(f"cannot prepare projection database {path}: {exc}") from None
+        db = None if str(path) == ":memory:" else self.path
+        self.vectors = VectorSearch(self._conn, db, threshold=vector_threshold)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -285,10 +300,12 @@ class ProjectionStore:
         conn.execute(OBSERVE_SQL, (result.max_lamport,))
 
     def reset(self) -> None:
-        """Drop and recreate every projection table; the clock and meta stay."""
+        """Drop and recreate every projection table; the clock and meta stay. The vector
+        indexes derived from them are deleted too."""
         with self._transaction() as conn:
             drop_projection_tables(conn)
             create_projection_tables(conn)
+        self.vectors.invalidate()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -316,6 +333,59 @@ class ProjectionStore:
         """Keyword search (FTS5, BM25; best first). Query text is never FTS syntax."""
         filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
         return memory_queries.search(self._conn, query, limit, filters, include_forgotten)
+
+    def search_vectors(
+        self,
+        query_vector: bytes,
+        model: str,
+        *,
+        limit: int = 10,
+        kinds: Sequence[Kind] = KINDS,
+        agent: str | None = None,
+        space: str | None = None,
+        tags: Sequence[str] = (),
+        node: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        exact: bool = False,
+    ) -> list[VectorHit]:
+        """Live memories, knowledge chunks and observations nearest to `query_vector` (float32
+        little-endian) among the vectors of `model`. Memory filters, when any is given, limit
+        the hits to memories. `exact` skips the ANN index."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        return self.vectors.search(
+            query_vector, model, limit=limit, filters=filters, kinds=kinds, exact=exact
+        )
+
+    def recall(
+        self,
+        query_text: str,
+        *,
+        query_vector: bytes | None = None,
+        model: str | None = None,
+        mode: RecallMode = "hybrid",
+        limit: int = 10,
+        agent: str | None = None,
+        space: str | None = None,
+        tags: Sequence[str] = (),
+        node: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> RecallResult:
+        """Memories by keywords, vector or both (reciprocal rank fusion); forgotten ones are
+        left out. Without a query vector or vectors of `model`, keywords answer and the
+        result's `note` says so."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        return recall(
+            self._conn,
+            self.vectors,
+            query_text,
+            query_vector=query_vector,
+            model=model,
+            mode=mode,
+            limit=limit,
+            filters=filters,
+        )
 
     def list_memories(
         self,

@@ -77,6 +77,12 @@ def test_remember_recall_edit_forget(cli: Cli, node: NodeProcess) -> None:
     assert hit["id"] == octopus and hit["tags"] == ["x"] and hit["forgotten"] is False
     assert recall_ids(cli, "quokkas", "--tag", "y") == [quokka]
     assert recall_ids(cli, "quokkas", "--tag", "x") == []
+    for mode in ("--keyword", "--vector", "--hybrid"):
+        assert recall_ids(cli, "octopus", mode) == [octopus]
+    keyword = cli.run("recall", "octopus", "--keyword")
+    assert keyword.code == 0 and keyword.err_lines == []
+    hybrid = cli.run("recall", "octopus")  # no embedder here: keywords, and a one-line note
+    assert hybrid.code == 0 and octopus in hybrid.out and len(hybrid.err_lines) <= 1
 
     assert cli.ok("edit", octopus, "--text", "the octopus now hoards a silver compass").startswith(
         f"edited {octopus} "
