@@ -67,17 +67,10 @@ OWNERS: dict[type[Payload], Projection] = {
 
 def check_author(event: Event, subject: str) -> None:
     """The event must say what its subject says: the server only lets a node publish under
-    `hive.<its name>.>`, so a body claiming another node (or another entity) is a forgery.
-    A node describes only its own hardware."""
+    `hive.<its name>.>`, so a body claiming another node (or another entity) is a forgery."""
     expected = subject_of(event)
     if subject != expected:
         raise InvalidEvent(f"stored under {subject} but the event says {expected}")
-    if event.type in SELF_DESCRIBING and event.entity != event.node:
-        raise InvalidEvent(f"{event.type} about {event.entity} written by {event.node}")
-
-
-#: Event types a node may only write about itself.
-SELF_DESCRIBING = frozenset({"device.registered", "device.updated"})
 
 
 @dataclass(frozen=True, slots=True)

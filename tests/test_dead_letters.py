@@ -12,7 +12,6 @@ import msgpack
 from nodeproc import Cli
 
 from hivebrain.events import Event, encode, to_wire
-from hivebrain.events.device import DeviceUpdated
 from hivebrain.events.knowledge import DocumentIngested
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, subject
@@ -124,15 +123,15 @@ async def test_an_event_claiming_another_author_is_dead_lettered(node: Node) -> 
     assert node.bus is not None and node.store is not None and node.projector is not None
     forged = Event.new(MemoryStored(text="written as the hub"), node="hub", lamport=9)
     ack = await node.bus.js.publish(f"hive.n1.memory.{forged.entity}", encode(forged))
-    hardware = Event.new(DeviceUpdated(tier="gpu"), node="n1", lamport=10, entity="hub")
-    last = await node.bus.js.publish(subject(hardware), encode(hardware))
+    elsewhere = Event.new(MemoryStored(text="another entity"), node="n1", lamport=10)
+    last = await node.bus.js.publish("hive.n1.memory.someone-else", encode(elsewhere))
     assert await node.projector.wait_for(HIVE_STREAM, last.seq)
     assert await node.projector.wait_for(EVENTS_STREAM, last.seq)
     reasons = {d.seq: d.reason for d in node.store.dead_letters() if d.stream == HIVE_STREAM}
     assert "but the event says hive.hub.memory" in reasons[ack.seq]
-    assert "device.updated about hub written by n1" in reasons[last.seq]
+    assert "stored under hive.n1.memory.someone-else" in reasons[last.seq]
     assert node.store.memory(forged.entity) is None
-    assert node.store.device("hub") is None
+    assert node.store.memory(elsewhere.entity) is None
 
 
 async def test_an_event_that_cannot_be_applied_is_dead_lettered_alone(node: Node) -> None:

@@ -27,6 +27,7 @@ from hivebrain.events.memory import (
     TagRemoval,
 )
 from hivebrain.events.observation import ObservationWritten, ReadingsAggregated
+from hivebrain.events.subjects import subject
 from hivebrain.events.task import TaskAssigned, TaskCompleted, TaskRequested
 from hivebrain.events.training import AdapterPromoted
 from hivebrain.projections.store import Delivery, ProjectionStore
@@ -211,10 +212,23 @@ def test_a_different_set_gives_a_different_digest() -> None:
 
 
 def test_apply_events_and_apply_batch_agree(tmp_path: Path) -> None:
-    store = ProjectionStore(tmp_path / "p.db")
-    assert store.apply_events(reversed(EVENTS)) == len(EVENTS)
-    assert store.digest() == REFERENCE
-    store.close()
+    """The same events through apply_events (in reverse) and through apply_batch (as stream
+    deliveries with their subjects, in small batches) give the reference digest."""
+    direct = ProjectionStore(tmp_path / "direct.db")
+    assert direct.apply_events(reversed(EVENTS)) == len(EVENTS)
+    assert direct.digest() == REFERENCE
+    direct.close()
+    batched = ProjectionStore(tmp_path / "batched.db")
+    deliveries = [
+        Delivery("HIVE", i + 1, encode(e), e.event_id, subject(e)) for i, e in enumerate(EVENTS)
+    ]
+    batches = range(0, len(deliveries), 7)
+    applied = sum(batched.apply_batch(deliveries[i : i + 7]).applied for i in batches)
+    assert applied == len(EVENTS)
+    assert batched.dead_letters() == []
+    assert batched.position("HIVE") == len(EVENTS)
+    assert batched.digest() == REFERENCE
+    batched.close()
 
 
 def test_reset_keeps_the_clock_and_replay_restores_the_digest(tmp_path: Path) -> None:
