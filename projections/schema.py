@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from hivebrain.errors import ProjectionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _stamp(prefix: str) -> str:
@@ -96,6 +96,11 @@ EMBEDDING_CHANGES_DDL = [
     "INSERT INTO embedding_changes (row, model) VALUES (new.rowid, new.model); END",
 ]
 
+#: The embedder's cache: a text already embedded for a model is found by its content hash.
+EMBEDDINGS_BY_HASH_DDL = (
+    "CREATE INDEX IF NOT EXISTS embeddings_by_hash ON embeddings (model, content_hash)"
+)
+
 _MEMORY_WATCH = "text, deleted, stored_event"
 #: Memories up to `fts_progress.high` are indexed; newer ones are indexed after the batch.
 MEMORY_INDEXED = "old.mid <= (SELECT high FROM fts_progress WHERE name = 'memories')"
@@ -163,6 +168,7 @@ PROJECTION_DDL = [
     "vector BLOB NOT NULL, content_hash TEXT NOT NULL, event_id TEXT NOT NULL, "
     "lamport INTEGER NOT NULL, node TEXT NOT NULL, PRIMARY KEY (entity, model))",
     *EMBEDDING_CHANGES_DDL,
+    EMBEDDINGS_BY_HASH_DDL,
     "CREATE TABLE interactions (event_id TEXT PRIMARY KEY, entity TEXT NOT NULL, "
     "node TEXT NOT NULL, lamport INTEGER NOT NULL, ts REAL, query TEXT NOT NULL, response TEXT, "
     "tool TEXT, outcome TEXT, feedback TEXT, latency_ms REAL, agent TEXT, session TEXT)",
@@ -258,8 +264,12 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    conn.execute(EMBEDDINGS_BY_HASH_DDL)
+
+
 #: schema version -> the step that brings a database from the version below up to it.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
