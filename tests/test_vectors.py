@@ -23,7 +23,7 @@ from hivebrain.events.memory import MemoryForgotten, MemoryStored
 from hivebrain.events.observation import ObservationWritten
 from hivebrain.projections import ProjectionStore
 from hivebrain.projections.recall import RRF_K, fuse
-from hivebrain.projections.schema import schema_version
+from hivebrain.projections.schema import SCHEMA_VERSION, schema_version
 from hivebrain.projections.vectors import AnnIndex, index_paths
 
 MODEL = "test-model"
@@ -297,7 +297,7 @@ def test_version_1_database_gets_the_change_log(tmp_path: Path) -> None:
         conn.execute("DROP INDEX embeddings_by_model")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with ProjectionStore(db, vector_threshold=2) as store:
-        assert schema_version(store.connection) == 2
+        assert schema_version(store.connection) == SCHEMA_VERSION
         rows = store.connection.execute("SELECT count(*) FROM embedding_changes").fetchone()
         assert rows[0] == 3
         assert store.search_vectors(basis(2), MODEL, limit=1)[0].entity == "m4"
