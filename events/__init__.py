@@ -6,7 +6,7 @@ Importing this package registers every family's event types.
 from . import agent, device, embedding, interaction, knowledge, memory, observation, task, training
 from .clock import ClockStore, LamportClock
 from .codec import decode, encode, from_wire, to_wire
-from .envelope import Event, Payload, Stamp, VersionRef, new_id
+from .envelope import Event, Payload, Stamp, VersionRef, derived_id, new_id
 from .registry import all_types, event_type, payload_class, upcaster
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "agent",
     "all_types",
     "decode",
+    "derived_id",
     "device",
     "embedding",
     "encode",

@@ -8,6 +8,7 @@ decides every tie between events.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -76,6 +77,19 @@ def new_id() -> str:
     milliseconds, then 80 random bits). Ids made later sort later, so the projection's
     indexes on ids grow at their end instead of being written all over."""
     return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def derived_id(millis: int, *parts: str) -> str:
+    """An id derived from `parts`, in the shape of `new_id`: 48 bits of `millis` (when the
+    thing it names happened), then 80 bits of sha256 over the parts. The same parts always
+    give the same id, so a write that is repeated (an import run twice) names the same
+    entity or event, and JetStream (`Nats-Msg-Id`) and the projection (`event_id`) drop the
+    repeat. Parts are joined unambiguously (length-prefixed)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        raw = part.encode()
+        digest.update(b"%d:" % len(raw) + raw)
+    return f"{max(0, min(millis, 2**48 - 1)):012x}{digest.hexdigest()[:20]}"
 
 
 @dataclass(frozen=True, slots=True)

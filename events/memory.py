@@ -15,6 +15,8 @@ from .registry import event_type, upcaster
 
 Space = Literal["working", "long_term", "personal_logs", "archive"]
 SPACES: tuple[Space, ...] = ("working", "long_term", "personal_logs", "archive")
+#: The agent of a memory stored without one; reads without an agent see this agent's memories.
+DEFAULT_AGENT = "default"
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,]+$")]
 
@@ -28,7 +30,7 @@ class MemoryStored(Payload):
     user_message: str | None = None
     response: str | None = None
     session: str | None = None
-    agent: str = Field(default="default", min_length=1, max_length=128)
+    agent: str = Field(default=DEFAULT_AGENT, min_length=1, max_length=128)
     space: Space = "long_term"
     tags: tuple[Tag, ...] = ()
     source: str = ""

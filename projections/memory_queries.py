@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hivebrain.events import Stamp
+from hivebrain.events.memory import DEFAULT_AGENT
 
 from .devices import TIERS
 from .fts import match_query
@@ -19,21 +20,41 @@ STRATEGIES: tuple[Strategy, ...] = ("lww", "device-priority")
 
 @dataclass(frozen=True, slots=True)
 class Filters:
+    """What a read of memories is limited to. Agent isolation is the rule here, so every
+    reader (CLI, MCP server, recall) gets it: unless `all_agents`, only the memories of
+    `agent` (DEFAULT_AGENT when None) and the memories marked shared match. An agent is
+    matched by its uuid or its name (memories hold the uuid; a name is looked up in the
+    agents table, so every agent of that name matches). With `all_agents`, every agent's
+    memories match, narrowed to `agent` alone when it is given. `spaces`: any of these
+    (together with `space`). `session`: the conversation session."""
+
     agent: str | None = None
     space: str | None = None
     tags: tuple[str, ...] = ()
     node: str | None = None
     since: float | None = None
     until: float | None = None
+    all_agents: bool = False
+    spaces: tuple[str, ...] = ()
+    session: str | None = None
 
     def sql(self) -> tuple[str, list[Any]]:
         """WHERE conditions on memories `m` (an empty string means no condition)."""
         parts: list[str] = ["m.stored_event != ''"]
         args: list[Any] = []
-        for column, value in (("agent", self.agent), ("space", self.space)):
-            if value is not None:
-                parts.append(f"m.{column} = ?")
-                args.append(value)
+        if not self.all_agents:
+            parts.append(f"({AGENT_MATCH} OR m.shared = 1)")
+            args.extend([self.agent or DEFAULT_AGENT] * 3)
+        elif self.agent is not None:
+            parts.append(AGENT_MATCH)
+            args.extend([self.agent] * 3)
+        spaces = (*((self.space,) if self.space is not None else ()), *self.spaces)
+        if spaces:
+            parts.append(f"m.space IN ({', '.join('?' for _ in spaces)})")
+            args.extend(spaces)
+        if self.session is not None:
+            parts.append("m.session = ?")
+            args.append(self.session)
         if self.node is not None:
             parts.append("m.stored_node = ?")
             args.append(self.node)
@@ -51,6 +72,12 @@ class Filters:
             args.append(tag)
         return " AND ".join(parts), args
 
+
+#: The memory's agent is the given one, by uuid or by name (three parameters, the same).
+AGENT_MATCH = (
+    "m.agent IN (SELECT ? UNION SELECT id FROM agents WHERE name = ? "
+    "UNION SELECT name FROM agents WHERE id = ?)"
+)
 
 _NOT_REMOVED = (
     "NOT EXISTS (SELECT 1 FROM memory_untags u WHERE u.mid = t.mid AND u.tag = t.tag "

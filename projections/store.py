@@ -321,10 +321,13 @@ class ProjectionStore:
         node: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        all_agents: bool = False,
         include_forgotten: bool = False,
     ) -> list[MemoryHit]:
         """Keyword search (FTS5, BM25; best first). Query text is never FTS syntax."""
-        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        filters = memory_queries.Filters(
+            agent, space, tuple(tags), node, since, until, all_agents
+        )
         return memory_queries.search(self._conn, query, limit, filters, include_forgotten)
 
     def search_vectors(
@@ -340,12 +343,15 @@ class ProjectionStore:
         node: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        all_agents: bool = False,
         exact: bool = False,
     ) -> list[VectorHit]:
         """Live memories, knowledge chunks and observations nearest to `query_vector` (float32
         little-endian) among the vectors of `model`. Memory filters, when any is given, limit
         the hits to memories. `exact` skips the ANN index."""
-        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        filters = memory_queries.Filters(
+            agent, space, tuple(tags), node, since, until, all_agents
+        )
         return self.vectors.search(
             query_vector, model, limit=limit, filters=filters, kinds=kinds, exact=exact
         )
@@ -364,11 +370,14 @@ class ProjectionStore:
         node: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        all_agents: bool = False,
     ) -> RecallResult:
         """Memories by keywords, vector or both (reciprocal rank fusion); forgotten ones are
         left out. Without a query vector or vectors of `model`, keywords answer and the
         result's `note` says so."""
-        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        filters = memory_queries.Filters(
+            agent, space, tuple(tags), node, since, until, all_agents
+        )
         return recall(
             self._conn,
             self.vectors,
@@ -390,10 +399,16 @@ class ProjectionStore:
         node: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        all_agents: bool = False,
+        spaces: Sequence[str] = (),
         include_forgotten: bool = False,
     ) -> list[MemoryHit]:
-        """Memories, most recent first (score 0.0)."""
-        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until)
+        """Memories, most recent first (score 0.0), in `space` or any of `spaces`. Like every
+        memory read, only `agent`'s (default: the default agent's) and shared ones unless
+        `all_agents` (see `memory_queries.Filters`)."""
+        filters = memory_queries.Filters(
+            agent, space, tuple(tags), node, since, until, all_agents, tuple(spaces)
+        )
         return memory_queries.recent(self._conn, limit, filters, include_forgotten)
 
     def memory(self, entity: str) -> MemoryRow | None:

@@ -51,7 +51,8 @@ def test_bm25_ranks_the_best_match_first(store: ProjectionStore) -> None:
     assert ids(hits)[0] == "m5"
     assert set(ids(hits)) == {"m1", "m2", "m5"}
     assert hits[0].score > hits[-1].score
-    assert ids(store.search_memories("raspberry")) == ["m3"]
+    assert ids(store.search_memories("raspberry", agent="coder")) == ["m3"]
+    assert store.search_memories("raspberry") == []  # another agent's, not shared
     assert store.search_memories("nothing matches this") == []
 
 
@@ -86,7 +87,8 @@ def test_filters(store: ProjectionStore) -> None:
 
 
 def test_listing_is_recent_first_with_filters(store: ProjectionStore) -> None:
-    assert ids(store.list_memories()) == ["m5", "m4", "m3", "m2", "m1"]
+    assert ids(store.list_memories(all_agents=True)) == ["m5", "m4", "m3", "m2", "m1"]
+    assert ids(store.list_memories()) == ["m5", "m4", "m2", "m1"]
     assert ids(store.list_memories(tags=["home"], limit=1)) == ["m2"]
 
 
@@ -109,7 +111,7 @@ def test_edits_and_moves_are_searchable(store: ProjectionStore) -> None:
         ]
     )
     assert store.search_memories("python") == []
-    assert ids(store.search_memories("rust", space="archive")) == ["m3"]
+    assert ids(store.search_memories("rust", space="archive", agent="coder")) == ["m3"]
 
 
 @settings(

@@ -103,8 +103,11 @@ def test_ann_top10_agrees_with_exact(big: tuple[Path, np.ndarray], tmp_path: Pat
         assert ann(store).builds == 1 and ann(store).count == BIG
         found = 0
         for q in queries:
-            near = {h.entity for h in store.search_vectors(q.tobytes(), MODEL, limit=10)}
-            exact = store.search_vectors(q.tobytes(), MODEL, limit=10, exact=True)
+            near = {
+                h.entity
+                for h in store.search_vectors(q.tobytes(), MODEL, limit=10, all_agents=True)
+            }
+            exact = store.search_vectors(q.tobytes(), MODEL, limit=10, exact=True, all_agents=True)
             assert len(exact) == 10
             found += len(near & {h.entity for h in exact})
         assert found / (10 * len(queries)) >= 0.95
@@ -128,7 +131,7 @@ def test_index_persisted_reloaded_rebuilt_and_followed(tmp_path: Path) -> None:
     path, meta_path = index_paths(db, MODEL)
     query = vectors[123].tobytes()
     with open_mid(db) as store:
-        first = store.search_vectors(query, MODEL, limit=5)
+        first = store.search_vectors(query, MODEL, limit=5, all_agents=True)
         assert first[0].entity == "m124" and first[0].kind == "memory"
         assert ann(store).builds == 1
     meta = json.loads(meta_path.read_text())
@@ -136,13 +139,13 @@ def test_index_persisted_reloaded_rebuilt_and_followed(tmp_path: Path) -> None:
     mtime = path.stat().st_mtime_ns
 
     with open_mid(db) as store:  # loaded, not rebuilt
-        assert store.search_vectors(query, MODEL, limit=5) == first
+        assert store.search_vectors(query, MODEL, limit=5, all_agents=True) == first
         assert ann(store).builds == 0
     assert path.stat().st_mtime_ns == mtime
 
     path.unlink()
     with open_mid(db) as store:  # missing: rebuilt
-        assert store.search_vectors(query, MODEL, limit=5) == first
+        assert store.search_vectors(query, MODEL, limit=5, all_agents=True) == first
         assert ann(store).builds == 1
     assert path.exists()
 
@@ -154,16 +157,19 @@ def test_index_persisted_reloaded_rebuilt_and_followed(tmp_path: Path) -> None:
     with open_mid(db) as store:  # followed incrementally
         index = ann(store)
         store.apply_events([stored(MID + 1, "a new one"), embedded(f"m{MID + 1}", vec(target), 1)])
-        [hit] = store.search_vectors(vec(target), MODEL, limit=1)
+        [hit] = store.search_vectors(vec(target), MODEL, limit=1, all_agents=True)
         assert hit.entity == f"m{MID + 1}"
         assert index.builds == 0 and index.count == MID + 1
         # A later vector for an existing memory replaces its old one in the index.
         store.apply_events([embedded("m5", vec(-target), MID + 10)])
-        [hit] = store.search_vectors(vec(-target), MODEL, limit=1)
+        [hit] = store.search_vectors(vec(-target), MODEL, limit=1, all_agents=True)
         assert hit.entity == "m5" and hit.distance == pytest.approx(0.0, abs=1e-5)
         assert index.builds == 0 and index.count == MID + 1
     with open_mid(db) as store:  # loaded, then the additions read again from the log
-        assert store.search_vectors(vec(target), MODEL, limit=1)[0].entity == f"m{MID + 1}"
+        assert (
+            store.search_vectors(vec(target), MODEL, limit=1, all_agents=True)[0].entity
+            == f"m{MID + 1}"
+        )
         assert ann(store).builds == 0
 
 
@@ -205,12 +211,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ProjectionStore:
 
 
 def ids(store: ProjectionStore, text: str, vector: bytes | None, **kw: object) -> list[str]:
-    result = store.recall(text, query_vector=vector, model=MODEL, **kw)  # type: ignore[arg-type]
+    result = store.recall(text, query_vector=vector, model=MODEL, all_agents=True, **kw)  # type: ignore[arg-type]
     return [hit.id for hit in result.hits]
 
 
 def test_hybrid_finds_by_vector_and_by_keyword(store: ProjectionStore) -> None:
-    result = store.recall("octopus", query_vector=basis(1), model=MODEL)
+    result = store.recall("octopus", query_vector=basis(1), model=MODEL, all_agents=True)
     assert result.mode_used == "hybrid" and result.note is None
     found = [hit.id for hit in result.hits]
     # m2 shares no word with the query (found by vector), m3 has no vector (found by keyword).
@@ -218,16 +224,20 @@ def test_hybrid_finds_by_vector_and_by_keyword(store: ProjectionStore) -> None:
     assert found[0] == "m1"  # in both rankings
     assert result.hits[0].score > result.hits[1].score
     assert ids(store, "octopus", basis(1), mode="vector")[0] == "m2"
-    keyword = store.recall("octopus", query_vector=basis(1), model=MODEL, mode="keyword")
+    keyword = store.recall(
+        "octopus", query_vector=basis(1), model=MODEL, mode="keyword", all_agents=True
+    )
     assert keyword.mode_used == "keyword" and {h.id for h in keyword.hits} == {"m1", "m3"}
 
 
 def test_falls_back_to_keywords_and_says_so(store: ProjectionStore) -> None:
-    no_vector = store.recall("octopus")
+    no_vector = store.recall("octopus", all_agents=True)
     assert no_vector.mode_used == "keyword" and no_vector.note is not None
     assert "no query vector" in no_vector.note
     assert {h.id for h in no_vector.hits} == {"m1", "m3"}
-    other = store.recall("octopus", query_vector=basis(1), model="other", mode="vector")
+    other = store.recall(
+        "octopus", query_vector=basis(1), model="other", mode="vector", all_agents=True
+    )
     assert other.mode_used == "keyword" and other.note is not None
     assert "no vectors for model other" in other.note
 
@@ -239,12 +249,12 @@ def test_filters_are_honoured(store: ProjectionStore) -> None:
     assert ids(store, "octopus", basis(1), tags=["sea"]) == ["m1"]
     assert ids(store, "octopus", basis(1), node="n2") == ["m3"]
     assert set(ids(store, "octopus", basis(1), since=1002.0, until=1004.0)) == {"m2", "m3"}
-    hits = store.search_vectors(basis(1), MODEL, agent="b")
+    hits = store.search_vectors(basis(1), MODEL, agent="b", all_agents=True)
     assert [h.entity for h in hits] == ["m2"]
     store.apply_events([Event.new(MemoryForgotten(), node="n1", lamport=20, entity="m2")])
     assert "m2" not in ids(store, "octopus", basis(1))
     assert "m2" not in ids(store, "octopus", basis(1), mode="vector")
-    assert "m2" not in [h.entity for h in store.search_vectors(basis(1), MODEL)]
+    assert "m2" not in [h.entity for h in store.search_vectors(basis(1), MODEL, all_agents=True)]
 
 
 def test_knowledge_and_observations_have_their_kind(store: ProjectionStore) -> None:
@@ -260,12 +270,17 @@ def test_knowledge_and_observations_have_their_kind(store: ProjectionStore) -> N
             embedded("nobody", basis(7), 34),  # no entity: never returned
         ]
     )
-    assert [(h.entity, h.kind) for h in store.search_vectors(basis(5), MODEL, limit=1)] == [
-        ("c1", "knowledge")
-    ]
-    assert store.search_vectors(basis(6), MODEL, limit=1)[0].kind == "observation"
-    assert "nobody" not in {h.entity for h in store.search_vectors(basis(7), MODEL)}
-    assert store.search_vectors(basis(5), MODEL, kinds=("memory",))[0].kind == "memory"
+    assert [
+        (h.entity, h.kind) for h in store.search_vectors(basis(5), MODEL, limit=1, all_agents=True)
+    ] == [("c1", "knowledge")]
+    assert store.search_vectors(basis(6), MODEL, limit=1, all_agents=True)[0].kind == "observation"
+    assert "nobody" not in {
+        h.entity for h in store.search_vectors(basis(7), MODEL, all_agents=True)
+    }
+    assert (
+        store.search_vectors(basis(5), MODEL, kinds=("memory",), all_agents=True)[0].kind
+        == "memory"
+    )
 
 
 def test_reset_and_replay_give_the_same_results(tmp_path: Path) -> None:
@@ -273,15 +288,17 @@ def test_reset_and_replay_give_the_same_results(tmp_path: Path) -> None:
     events = small_events()
     with ProjectionStore(tmp_path / "p.db", vector_threshold=2) as store:
         store.apply_events(events)
-        before = [store.recall(t, query_vector=v, model=MODEL) for t, v in queries]
+        before = [store.recall(t, query_vector=v, model=MODEL, all_agents=True) for t, v in queries]
         digest = store.digest()
         path, _ = index_paths(store.path, MODEL)
         assert path.exists() and ann(store).builds == 1
         store.reset()
         assert not path.exists()
-        assert store.recall("octopus", query_vector=basis(1), model=MODEL).hits == []
+        assert (
+            store.recall("octopus", query_vector=basis(1), model=MODEL, all_agents=True).hits == []
+        )
         store.apply_events(events)
-        after = [store.recall(t, query_vector=v, model=MODEL) for t, v in queries]
+        after = [store.recall(t, query_vector=v, model=MODEL, all_agents=True) for t, v in queries]
         assert after == before and store.digest() == digest
         assert ann(store).builds == 1
 
@@ -300,7 +317,7 @@ def test_version_1_database_gets_the_change_log(tmp_path: Path) -> None:
         assert schema_version(store.connection) == SCHEMA_VERSION
         rows = store.connection.execute("SELECT count(*) FROM embedding_changes").fetchone()
         assert rows[0] == 3
-        assert store.search_vectors(basis(2), MODEL, limit=1)[0].entity == "m4"
+        assert store.search_vectors(basis(2), MODEL, limit=1, all_agents=True)[0].entity == "m4"
 
 
 def test_model_names_become_safe_distinct_file_names(tmp_path: Path) -> None:
@@ -311,7 +328,10 @@ def test_model_names_become_safe_distinct_file_names(tmp_path: Path) -> None:
             store.apply_events(
                 [embedded(f"m{i}", basis(i + n), 40 + i, model) for i in range(1, 4)]
             )
-            assert store.search_vectors(basis(1 + n), model, limit=1)[0].entity == "m1"
+            assert (
+                store.search_vectors(basis(1 + n), model, limit=1, all_agents=True)[0].entity
+                == "m1"
+            )
         paths = [index_paths(store.path, model)[0] for model in names]
         assert len(set(paths)) == 2 and all(p.exists() and p.parent == tmp_path for p in paths)
         store.reset()
