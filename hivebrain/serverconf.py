@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from .context import BUCKETS as KV_BUCKETS
 from .credentials import NodeCredentials
 from .errors import ConfigError
 from .homelab import Homelab, NodeSpec
@@ -75,6 +76,8 @@ def client_permissions(node: str, *, hub: bool) -> tuple[list[str], list[str]]:
     publish = [f"hive.{node}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"]
     # Its own domain's API too, so `nats --js-domain <node>` works on the node itself.
     publish += [f"{api_prefix(node)}.>", join_subject(node), heartbeat_subject(node)]
+    # Session context and tool cache: key-value buckets of the node's own server.
+    publish += [f"$KV.{bucket}.>" for bucket in KV_BUCKETS]
     subscribe = ["hive.>", "_INBOX.>", f"{HEARTBEAT_PREFIX}.*"]
     if hub:
         subscribe.append(f"{JOIN_SUBJECT}.>")
