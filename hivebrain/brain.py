@@ -47,6 +47,15 @@ class Brain:
         applied = await self.wait_applied(ack)
         return Written(event, ack, applied)
 
+    async def publish_acked(self, payload: Payload, *, entity: str | None = None) -> Written:
+        """Publish and return once JetStream acknowledged it, without waiting for the local
+        projection (`applied` is False): for callers that wait for their writes when they
+        next read (the MCP server)."""
+        event = Event.new(
+            payload, node=self.settings.node, lamport=self.clock.tick(), entity=entity
+        )
+        return Written(event, await self.publisher.publish_wait(event), False)
+
     async def wait_applied(self, ack: Ack, timeout: float = 5.0) -> bool:
         """Wait until the local node's projection has applied `ack` (False if no node runs)."""
         if ack.stream != EVENTS_STREAM or not NodeLock.held(self.settings.lock_file):
