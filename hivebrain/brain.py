@@ -10,9 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from hivebrain.events import Event, LamportClock, Payload, VersionRef
-from hivebrain.events.memory import MemoryEdited, MemoryForgotten, MemoryStored, TagRemoval
+from hivebrain.events.memory import (
+    MemoryEdited,
+    MemoryForgotten,
+    MemoryMoved,
+    MemoryStored,
+    Space,
+    TagRemoval,
+)
 from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.projections.sqlite import connect_async
 from hivebrain.projections.store import MemoryRow, ProjectionStore, SqliteClockStore
@@ -109,3 +117,11 @@ class Brain:
             base=VersionRef.of(row.version), text=text, tag=tuple(tag), untag=tuple(removals)
         )
         return await self.publish(payload, entity=memory_id)
+
+    # -- spaces --------------------------------------------------------------------------------
+
+    async def move(self, memory_id: str, space: Space, reason: str = "") -> Written:
+        """Move a memory to another space (a move to the space it is in is harmless)."""
+        row = self.memory(memory_id)
+        moved = MemoryMoved(space=space, from_space=cast(Space | None, row.space), reason=reason)
+        return await self.publish(moved, entity=memory_id)

@@ -1,6 +1,6 @@
 """Apply rules of the smaller families.
 
-* agent.created: the agent row, last-writer-wins.
+* agent.created: the agent row (name, description, working-memory policy), last-writer-wins.
 * embedding.computed: one vector per (entity, model), last-writer-wins.
 * interaction.logged: one row per event (the learning queue).
 * task.requested / assigned / completed: each event's fields last-writer-wins as a group,
@@ -22,7 +22,11 @@ from hivebrain.events.task import TaskAssigned, TaskCompleted, TaskRequested
 
 from .projection import Projection, canonical_json, lww_upsert, stamp_columns
 
-_AGENT_SQL = lww_upsert("agents", ["id"], ["name", "description", "ts"])
+_AGENT_SQL = lww_upsert(
+    "agents",
+    ["id"],
+    ["name", "description", "ts", "working_max_age", "working_max_count", "consolidate_to"],
+)
 _EMBEDDING_SQL = lww_upsert("embeddings", ["entity", "model"], ["dim", "vector", "content_hash"])
 _INTERACTION_COLUMNS = (
     "event_id",
@@ -60,7 +64,20 @@ def apply_agent(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
     rows = []
     for e in events:
         p = cast(AgentCreated, e.payload)
-        rows.append((e.entity, p.name, p.description, e.ts, e.lamport, e.node, e.event_id))
+        rows.append(
+            (
+                e.entity,
+                p.name,
+                p.description,
+                e.ts,
+                p.working_max_age,
+                p.working_max_count,
+                p.consolidate_to,
+                e.lamport,
+                e.node,
+                e.event_id,
+            )
+        )
     conn.executemany(_AGENT_SQL, rows)
 
 

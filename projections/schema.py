@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from hivebrain.errors import ProjectionError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _stamp(prefix: str) -> str:
@@ -101,6 +101,14 @@ EMBEDDINGS_BY_HASH_DDL = (
     "CREATE INDEX IF NOT EXISTS embeddings_by_hash ON embeddings (model, content_hash)"
 )
 
+#: An agent's working-memory policy (v4), and the lookup of agents by name.
+AGENT_POLICY_COLUMNS = (
+    ("working_max_age", "REAL"),
+    ("working_max_count", "INTEGER"),
+    ("consolidate_to", "TEXT"),
+)
+AGENTS_BY_NAME_DDL = "CREATE INDEX IF NOT EXISTS agents_by_name ON agents (name)"
+
 _MEMORY_WATCH = "text, deleted, stored_event"
 #: Memories up to `fts_progress.high` are indexed; newer ones are indexed after the batch.
 MEMORY_INDEXED = "old.mid <= (SELECT high FROM fts_progress WHERE name = 'memories')"
@@ -162,8 +170,11 @@ PROJECTION_DDL = [
     "node TEXT NOT NULL, event_id TEXT NOT NULL)",
     _fts("observations_fts", "observations", "text"),
     *_fts_triggers("observations", "observations_fts", "text", "1", "text"),
+    # The policy columns come last: v4 added them to existing tables with ALTER TABLE.
     "CREATE TABLE agents (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, ts REAL, "
-    "lamport INTEGER NOT NULL, node TEXT NOT NULL, event_id TEXT NOT NULL)",
+    "lamport INTEGER NOT NULL, node TEXT NOT NULL, event_id TEXT NOT NULL, "
+    f"{', '.join(f'{c} {t}' for c, t in AGENT_POLICY_COLUMNS)})",
+    AGENTS_BY_NAME_DDL,
     "CREATE TABLE embeddings (entity TEXT NOT NULL, model TEXT NOT NULL, dim INTEGER NOT NULL, "
     "vector BLOB NOT NULL, content_hash TEXT NOT NULL, event_id TEXT NOT NULL, "
     "lamport INTEGER NOT NULL, node TEXT NOT NULL, PRIMARY KEY (entity, model))",
@@ -268,8 +279,23 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute(EMBEDDINGS_BY_HASH_DDL)
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    """Agents' working-memory policy columns and their lookup by name (already there when v1
+    just created every table)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(agents)")}
+    for column, kind in AGENT_POLICY_COLUMNS:
+        if column not in have:
+            conn.execute(f"ALTER TABLE agents ADD COLUMN {column} {kind}")
+    conn.execute(AGENTS_BY_NAME_DDL)
+
+
 #: schema version -> the step that brings a database from the version below up to it.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
