@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from hivebrain.events import new_id
 from hivebrain.events.agent import AgentCreated, ConsolidationTarget
 from hivebrain.events.memory import DEFAULT_AGENT
 from hivebrain.projections.agent_queries import AgentRecord, find
+from hivebrain.projections.store import ProjectionStore
 
 from .brain import Brain, Written
 from .errors import ConfigError
@@ -99,3 +101,12 @@ async def set_policy(brain: Brain, ref: str, policy: WorkingPolicy, clear: bool 
         consolidate_to=policy.to or base.to,
     )
     return await brain.publish(payload, entity=record.id)
+
+
+def resolve_at(db_path: Path, ref: str) -> str:
+    """`resolve` against the projection database at `db_path`."""
+    store = ProjectionStore(db_path)
+    try:
+        return resolve(store.connection, ref)
+    finally:
+        store.close()

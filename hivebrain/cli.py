@@ -139,12 +139,17 @@ def require(condition: bool, message: str) -> None:
 
 # Commands live in their own modules and register themselves on `cli`.
 from . import (  # noqa: E402,F401
+    cli_agents,
+    cli_consolidate,
     cli_creds,
     cli_demo,
     cli_devices,
     cli_events,
     cli_hive,
+    cli_import,
     cli_ingest,
     cli_memory,
     cli_node,
+    cli_sessions,
+    cli_spaces,
 )

@@ -13,6 +13,7 @@ import click
 from hivebrain.events.memory import SPACES, MemoryStored
 from hivebrain.projections.store import ProjectionStore
 
+from .agents import resolve_at
 from .brain import Written
 from .cli import cli, emit, pass_settings, run
 from .cli_support import open_brain
@@ -44,7 +45,8 @@ def _say(verb: str) -> Any:
 
 @cli.command()
 @click.argument("text", required=False)
-@click.option("--agent", default="default", show_default=True)
+@click.option("--agent", default="default", show_default=True, help="Name or uuid.")
+@click.option("--shared", is_flag=True, help="Visible to every agent.")
 @click.option("--space", type=click.Choice(SPACES), default="long_term", show_default=True)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--source", default="cli", show_default=True)
@@ -60,6 +62,7 @@ def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
     if text is None and not (fields["user_message"] and fields["response"]):
         raise ConfigError("give the memory's TEXT, or both --user and --response")
     fields["tags"] = tuple(fields["tags"])
+    fields["agent"] = resolve_at(settings.db_path, fields["agent"])
     payload = MemoryStored(text=text or None, **fields)
 
     async def go() -> Written:
@@ -103,6 +106,7 @@ def _query_vector(settings: Settings, query: str) -> tuple[str, bytes] | None:
 @click.option("--from-node", "node", help="Only memories written on this node.")
 @click.option("--since", type=float, help="Unix time: only memories written after it.")
 @click.option("--until", type=float, help="Unix time: only memories written before it.")
+@click.option("--all-agents", is_flag=True, help="Every agent's memories.")
 @pass_settings
 def recall(settings: Settings, /, query: str, **filters: Any) -> None:
     """Find memories by keywords and meaning (reciprocal rank fusion of BM25 and vectors)."""
@@ -124,6 +128,7 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
             node=filters["node"],
             since=filters["since"],
             until=filters["until"],
+            all_agents=filters["all_agents"],
         )
     finally:
         store.close()
