@@ -141,6 +141,7 @@ def require(condition: bool, message: str) -> None:
 from . import (  # noqa: E402,F401
     cli_agents,
     cli_consolidate,
+    cli_context,
     cli_creds,
     cli_demo,
     cli_devices,
@@ -148,6 +149,7 @@ from . import (  # noqa: E402,F401
     cli_hive,
     cli_import,
     cli_ingest,
+    cli_interactions,
     cli_memory,
     cli_node,
     cli_sessions,
