@@ -25,10 +25,10 @@ import click
 from hivebrain.logs import configure
 from hivebrain.natsserver import find_binary
 
-from . import catchup, embed, publish, rebuild, recall
+from . import catchup, embed, mcp, publish, rebuild, recall
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
 
-BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed")
+BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed", "mcp")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -69,6 +69,9 @@ async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
     if "embed" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("embed"):
             figures += await embed.run(Path(tmp) / "models", sizes.embed)
+    if "mcp" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("mcp"):
+            figures += await mcp.run(Path(tmp), sizes.recall_memories, sizes.recall_queries)
     return figures
 
 
@@ -111,7 +114,9 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "source/mirror retry only); seconds from the link's return until every projection "
         "applied every event and HIVE's last sequence is the same on all nodes; "
         "embed = the same onnxruntime session called directly, batches in input order padded by "
-        "the tokenizer (no sorting by length, no thread hop).",
+        "the tokenizer (no sorting by length, no thread hop); "
+        "mcp = the same store (`Brain.publish_acked`, until the JetStream ack) and recall "
+        "(`ProjectionStore.recall`) called in process, without MCP.",
     ]
     return "\n".join(lines) + "\n"
 
