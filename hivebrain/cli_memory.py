@@ -5,17 +5,18 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from dataclasses import asdict
 from typing import Any
 
 import click
 
 from hivebrain.events.memory import SPACES, MemoryStored
 from hivebrain.projections.store import ProjectionStore
+from hivebrain.projections.vectors import KINDS
 
 from .agents import resolve_at
 from .brain import Written
 from .cli import cli, emit, pass_settings, run
+from .cli_ingest import excerpt
 from .cli_support import open_brain
 from .config import Settings
 from .errors import ConfigError
@@ -88,6 +89,17 @@ def _query_vector(settings: Settings, query: str) -> tuple[str, bytes] | None:
         return None
 
 
+def _hit_line(hit: dict[str, Any], query: str) -> str:
+    """One line of `recall` output: score, kind, where the hit comes from, its text."""
+    head = f"{hit['score']:7.3f}  {hit['kind']:<11}  {hit['origin']}  "
+    if hit["kind"] == "memory":
+        tags = f"  #{' #'.join(hit['tags'])}" if hit["tags"] else ""
+        return f"{head}[{hit['agent']}/{hit['space']}] {hit['text']}{tags}"
+    if hit["kind"] == "knowledge":
+        return head + excerpt(hit["text"], query, width=120)
+    return f"{head}[{hit['observation_kind']}] {' '.join(hit['text'].split())}"
+
+
 @cli.command()
 @click.argument("query")
 @click.option(
@@ -99,17 +111,26 @@ def _query_vector(settings: Settings, query: str) -> tuple[str, bytes] | None:
 )
 @click.option("--keyword", "mode", flag_value="keyword", help="Keywords only (BM25).")
 @click.option("--vector", "mode", flag_value="vector", help="Vectors only.")
+@click.option(
+    "--type",
+    "kinds",
+    type=click.Choice(KINDS),
+    multiple=True,
+    help="Only hits of this kind (repeatable; default: all).",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--agent")
-@click.option("--space", type=click.Choice(SPACES))
+@click.option("--agent", help="Only memories of this agent.")
+@click.option("--space", type=click.Choice(SPACES), help="Only memories in this space.")
 @click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
-@click.option("--from-node", "node", help="Only memories written on this node.")
-@click.option("--since", type=float, help="Unix time: only memories written after it.")
-@click.option("--until", type=float, help="Unix time: only memories written before it.")
+@click.option("--from-node", "node", help="Only hits written on this node.")
+@click.option("--since", type=float, help="Unix time: only hits written at or after it.")
+@click.option("--until", type=float, help="Unix time: only hits written before it.")
 @click.option("--all-agents", is_flag=True, help="Every agent's memories.")
 @pass_settings
 def recall(settings: Settings, /, query: str, **filters: Any) -> None:
-    """Find memories by keywords and meaning (reciprocal rank fusion of BM25 and vectors)."""
+    """Find memories, document chunks and observations by keywords and meaning (reciprocal
+    rank fusion of BM25 and vectors). --agent, --space and --tag apply to memories only, so
+    with any of them only memories match."""
     if not query.strip():
         raise ConfigError("the query is empty")
     mode = filters.pop("mode")
@@ -129,6 +150,7 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
             since=filters["since"],
             until=filters["until"],
             all_agents=filters["all_agents"],
+            kinds=filters["kinds"] or KINDS,
         )
     finally:
         store.close()
@@ -136,18 +158,12 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
         click.echo(NO_EMBEDDER, err=True)
     elif result.note:
         click.echo(result.note, err=True)
-    rows = [asdict(hit) for hit in result.hits]
+    rows = [hit.as_dict() for hit in result.hits]
 
     def text(rows: list[dict[str, Any]]) -> str:
         if not rows:
-            return "no memory matches"
-        lines = []
-        for r in rows:
-            tags = f"  #{' #'.join(r['tags'])}" if r["tags"] else ""
-            lines.append(
-                f"{r['score']:7.3f}  {r['id']}  [{r['agent']}/{r['space']}] {r['text']}{tags}"
-            )
-        return "\n".join(lines)
+            return "nothing matches"
+        return "\n".join(_hit_line(r, query) for r in rows)
 
     emit(settings, rows, text)
 

@@ -38,6 +38,34 @@ class Filters:
     spaces: tuple[str, ...] = ()
     session: str | None = None
 
+    @property
+    def memory_only(self) -> bool:
+        """Whether a filter only memories have (agent, space(s), tags, session) is set: then
+        only memories can match."""
+        return (
+            self.agent is not None
+            or self.space is not None
+            or bool(self.spaces)
+            or bool(self.tags)
+            or self.session is not None
+        )
+
+    def common_sql(self, alias: str) -> tuple[str, list[Any]]:
+        """WHERE conditions of the filters every kind has (author node, time range) on a row
+        `alias` with `node` and `ts` columns (knowledge chunks, observations); "1" if none."""
+        parts: list[str] = []
+        args: list[Any] = []
+        if self.node is not None:
+            parts.append(f"{alias}.node = ?")
+            args.append(self.node)
+        if self.since is not None:
+            parts.append(f"{alias}.ts >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            parts.append(f"{alias}.ts < ?")
+            args.append(self.until)
+        return " AND ".join(parts) or "1", args
+
     def sql(self) -> tuple[str, list[Any]]:
         """WHERE conditions on memories `m` (an empty string means no condition)."""
         parts: list[str] = ["m.stored_event != ''"]

@@ -1,8 +1,21 @@
-"""Hybrid recall of memories: BM25 keywords and vectors fused by reciprocal rank fusion.
+"""Hybrid recall over memories, knowledge chunks and observations.
 
-RRF (Cormack et al., 2009): a memory's score is the sum over the rankings it appears in of
-`1 / (k + rank)`, rank counted from 1, k = 60. Each ranking contributes its best
-`max(limit * 4, 40)` memories. Ties break by memory id, so the order is deterministic.
+Two rankings, each over every kind asked for:
+
+* keywords: one FTS5 query per kind (its best `depth` rows by BM25), merged by BM25 score
+  (each table's BM25 uses that table's statistics; the scores are on the same scale of
+  IDF-weighted term frequency, so a strong match in one kind outranks a weak one in another);
+* vectors: the `depth` nearest live entities of those kinds (`VectorSearch.search`).
+
+Hybrid mode fuses the two by reciprocal rank fusion (Cormack et al., 2009): an entity's score
+is the sum over the rankings it appears in of `1 / (k + rank)`, rank counted from 1, k = 60.
+`depth` = `max(limit * 4, 40)`. Ties break by (kind, id), so the order is deterministic.
+Only the `limit` hits returned are read in full.
+
+Filters: author node and time range apply to every kind (a memory's author is the node of
+its `memory.stored`, a chunk's or an observation's the node of its event; time is the
+event's `ts`); agent, space and tags exist on memories only, so with any of them set only
+memories can match.
 """
 
 from __future__ import annotations
@@ -10,17 +23,75 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+from hivebrain.events.subjects import ROOT
 
 from . import memory_queries
-from .memory_queries import Filters, MemoryHit
-from .vectors import VectorSearch
+from .fts import match_query
+from .knowledge import DOCUMENT_VISIBLE
+from .memory_queries import Filters
+from .vectors import KINDS, Kind, VectorSearch
 
 RecallMode = Literal["hybrid", "keyword", "vector"]
 RECALL_MODES: tuple[RecallMode, ...] = ("hybrid", "keyword", "vector")
 RRF_K = 60
+
+Key = TypeVar("Key", str, tuple[str, str])
+
+
+@dataclass(frozen=True, slots=True)
+class RecallHit:
+    """One recalled memory, knowledge chunk or observation.
+
+    `origin` says where it comes from, readably: a memory's id; a chunk's document source
+    path and position; an observation's subject `hive.<node>.observation.<id>`. The fields
+    after `origin` belong to one kind (None or empty for the others); `as_dict` keeps only
+    the hit's own."""
+
+    kind: Kind
+    id: str  # memory id, chunk id ("<document id>:<index>") or observation id
+    score: float
+    text: str
+    node: str  # author
+    ts: float | None
+    lamport: int
+    origin: str
+    # memory
+    agent: str | None = None
+    space: str | None = None
+    tags: tuple[str, ...] = ()
+    strength: float | None = None
+    forgotten: bool | None = None
+    # knowledge
+    document: str | None = None
+    source: str | None = None  # the document's path
+    title: str | None = None
+    chunk_index: int | None = None  # from 0
+    total_chunks: int | None = None
+    # observation
+    subject: str | None = None
+    observation_kind: str | None = None
+    model: str | None = None
+    readings: tuple[str, ...] = ()  # the sources of the readings it is about
+
+    def as_dict(self) -> dict[str, Any]:
+        common = ("kind", "id", "score", "text", "node", "ts", "lamport", "origin")
+        own = _OWN_FIELDS[self.kind]
+        return {name: _plain(getattr(self, name)) for name in (*common, *own)}
+
+
+_OWN_FIELDS: dict[Kind, tuple[str, ...]] = {
+    "memory": ("agent", "space", "tags", "strength", "forgotten"),
+    "knowledge": ("document", "source", "title", "chunk_index", "total_chunks"),
+    "observation": ("subject", "observation_kind", "model", "readings"),
+}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,30 +99,182 @@ class RecallResult:
     """`hits` best first (score: the RRF score in hybrid mode, -bm25 in keyword mode, cosine
     similarity in vector mode); `note` says why the mode used differs from the one asked."""
 
-    hits: list[MemoryHit]
+    hits: list[RecallHit]
     mode_used: RecallMode
     note: str | None = None
 
 
-def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of rankings (ids best first): (id, score), best first."""
-    scores: dict[str, float] = {}
+def fuse(rankings: Sequence[Sequence[Key]], k: int = RRF_K) -> list[tuple[Key, float]]:
+    """Reciprocal rank fusion of rankings (keys best first): (key, score), best first."""
+    scores: dict[Key, float] = {}
     for ranking in rankings:
         for rank, key in enumerate(ranking, start=1):
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _by_ids(conn: sqlite3.Connection, scored: Sequence[tuple[str, float]]) -> list[MemoryHit]:
-    if not scored:
+# -- keyword rankings, one FTS query per kind ------------------------------------------------
+
+_CHUNK_VISIBLE = (
+    "NOT EXISTS (SELECT 1 FROM knowledge_documents d WHERE d.id = c.document "
+    f"AND NOT ({DOCUMENT_VISIBLE}))"
+)
+
+
+def _keyword_sql(kind: Kind, filters: Filters) -> tuple[str, list[Any]]:
+    """SELECT id, -bm25 of the kind's live rows matching ?1, best first, LIMIT ?last."""
+    if kind == "memory":
+        fts, join = "memories_fts", "JOIN memories m ON m.rowid = memories_fts.rowid"
+        where, args = filters.sql()
+        alias = "m"
+    elif kind == "knowledge":
+        fts, join = "knowledge_fts", "JOIN knowledge_chunks c ON c.rowid = knowledge_fts.rowid"
+        cond, args = filters.common_sql("c")
+        where, alias = f"{_CHUNK_VISIBLE} AND {cond}", "c"
+    else:
+        fts, join = "observations_fts", "JOIN observations o ON o.rowid = observations_fts.rowid"
+        where, args = filters.common_sql("o")
+        alias = "o"
+    sql = (
+        f"SELECT {alias}.id, -bm25({fts}) AS score FROM {fts} {join} "
+        f"WHERE {fts} MATCH ? AND {where} ORDER BY score DESC, {alias}.id LIMIT ?"
+    )
+    return sql, args
+
+
+def keyword_ranking(
+    conn: sqlite3.Connection,
+    query_text: str,
+    kinds: Sequence[Kind],
+    filters: Filters,
+    depth: int,
+) -> list[tuple[Kind, str, float]]:
+    """(kind, id, -bm25) of the best `depth` keyword matches over `kinds`, best first."""
+    match = match_query(query_text)
+    if match is None or depth < 1:
         return []
+    found: list[tuple[Kind, str, float]] = []
+    for kind in kinds:
+        sql, args = _keyword_sql(kind, filters)
+        rows = conn.execute(sql, (match, *args, depth)).fetchall()
+        found.extend((kind, str(key), float(score)) for key, score in rows)
+    found.sort(key=lambda hit: (-hit[2], hit[0], hit[1]))
+    return found[:depth]
+
+
+# -- reading the hits returned ---------------------------------------------------------------
+
+
+def _ids_json(keys: Iterable[str]) -> str:
+    return json.dumps(list(keys))
+
+
+def _memories(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RecallHit]:
     rows = conn.execute(
         f"SELECT {memory_queries.HIT_COLUMNS}, 0.0 FROM memories m "
         "WHERE m.id IN (SELECT value FROM json_each(?))",
-        (json.dumps([key for key, _ in scored]),),
+        (_ids_json(ids),),
     ).fetchall()
-    found = {hit.id: hit for hit in memory_queries.hits(conn, rows)}
-    return [dataclasses.replace(found[key], score=s) for key, s in scored if key in found]
+    return {
+        h.id: RecallHit(
+            kind="memory",
+            id=h.id,
+            score=0.0,
+            text=h.text,
+            node=h.node,
+            ts=h.ts,
+            lamport=h.lamport,
+            origin=h.id,
+            agent=h.agent,
+            space=h.space,
+            tags=h.tags,
+            strength=h.strength,
+            forgotten=h.forgotten,
+        )
+        for h in memory_queries.hits(conn, rows)
+    }
+
+
+def _chunks(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RecallHit]:
+    rows = conn.execute(
+        "SELECT c.id, c.text, c.node, c.ts, c.lamport, c.document, c.source, c.chunk_index, "
+        "c.total_chunks, d.title FROM knowledge_chunks c "
+        "LEFT JOIN knowledge_documents d ON d.id = c.document "
+        "WHERE c.id IN (SELECT value FROM json_each(?))",
+        (_ids_json(ids),),
+    ).fetchall()
+    out = {}
+    for key, text, node, ts, lamport, document, source, index, total, title in rows:
+        out[key] = RecallHit(
+            kind="knowledge",
+            id=key,
+            score=0.0,
+            text=text,
+            node=node,
+            ts=ts,
+            lamport=lamport,
+            origin=f"{source} (chunk {index + 1}/{total})",
+            document=document,
+            source=source,
+            title=title or None,
+            chunk_index=index,
+            total_chunks=total,
+        )
+    return out
+
+
+def _observations(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RecallHit]:
+    rows = conn.execute(
+        "SELECT o.id, o.text, o.node, o.ts, o.lamport, o.kind, o.model, "
+        "(SELECT json_group_array(source) FROM (SELECT DISTINCT r.source FROM readings r "
+        "WHERE r.id IN (SELECT value FROM json_each(o.readings)) ORDER BY r.source)) "
+        "FROM observations o WHERE o.id IN (SELECT value FROM json_each(?))",
+        (_ids_json(ids),),
+    ).fetchall()
+    out = {}
+    for key, text, node, ts, lamport, kind, model, sources in rows:
+        subject = f"{ROOT}.{node}.observation.{key}"
+        out[key] = RecallHit(
+            kind="observation",
+            id=key,
+            score=0.0,
+            text=text,
+            node=node,
+            ts=ts,
+            lamport=lamport,
+            origin=subject,
+            subject=subject,
+            observation_kind=kind,
+            model=model or None,
+            readings=tuple(json.loads(sources or "[]")),
+        )
+    return out
+
+
+_READERS = {"memory": _memories, "knowledge": _chunks, "observation": _observations}
+
+
+def read_hits(
+    conn: sqlite3.Connection, scored: Sequence[tuple[tuple[str, str], float]]
+) -> list[RecallHit]:
+    """The hits of `scored` ((kind, id), score), in its order, skipping any gone meanwhile."""
+    by_kind: dict[str, list[str]] = {}
+    for (kind, key), _ in scored:
+        by_kind.setdefault(kind, []).append(key)
+    found = {
+        (kind, key): hit
+        for kind, keys in by_kind.items()
+        for key, hit in _READERS[kind](conn, keys).items()
+    }
+    out = []
+    for ref, score in scored:
+        hit = found.get(ref)
+        if hit is not None:
+            out.append(dataclasses.replace(hit, score=score))
+    return out
+
+
+# -- recall ----------------------------------------------------------------------------------
 
 
 def recall(
@@ -64,11 +287,21 @@ def recall(
     mode: RecallMode,
     limit: int,
     filters: Filters,
+    kinds: Sequence[Kind] = KINDS,
 ) -> RecallResult:
-    def keywords(note: str | None) -> RecallResult:
-        hits = memory_queries.search(conn, query_text, limit, filters, False)
-        return RecallResult(hits, "keyword", note)
+    """The best `limit` hits of `kinds` for the query (see the module docstring)."""
+    kinds = [k for k in KINDS if k in kinds and (k == "memory" or not filters.memory_only)]
+    depth = max(limit * 4, 40)
 
+    def keywords(note: str | None) -> RecallResult:
+        ranked = keyword_ranking(conn, query_text, kinds, filters, limit)
+        scored = [((kind, key), score) for kind, key, score in ranked]
+        return RecallResult(read_hits(conn, scored), "keyword", note)
+
+    if not kinds:
+        return RecallResult(
+            [], mode, "nothing to search: agent, space and tags only match memories"
+        )
     if mode == "keyword":
         return keywords(None)
     if query_vector is None or not model:
@@ -77,11 +310,12 @@ def recall(
         return keywords("keyword search only: vector search is not available here")
     if not vectors.has_vectors(model):
         return keywords(f"keyword search only: no vectors for model {model}")
-    depth = max(limit * 4, 40)
-    near = vectors.search(query_vector, model, limit=depth, filters=filters, kinds=("memory",))
+    near = vectors.search(query_vector, model, limit=depth, filters=filters, kinds=kinds)
     if mode == "vector":
-        scored = [(hit.entity, hit.similarity) for hit in near[:limit]]
-        return RecallResult(_by_ids(conn, scored), "vector")
-    words = memory_queries.search(conn, query_text, depth, filters, False)
-    fused = fuse([[hit.id for hit in words], [hit.entity for hit in near]])
-    return RecallResult(_by_ids(conn, fused[:limit]), "hybrid")
+        scored = [((hit.kind, hit.entity), hit.similarity) for hit in near[:limit]]
+        return RecallResult(read_hits(conn, scored), "vector")
+    words = keyword_ranking(conn, query_text, kinds, filters, depth)
+    fused = fuse(
+        [[(kind, key) for kind, key, _ in words], [(hit.kind, hit.entity) for hit in near]]
+    )
+    return RecallResult(read_hits(conn, fused[:limit]), "hybrid")

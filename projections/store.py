@@ -29,7 +29,7 @@ from .memory_queries import Conflict, MemoryHit, MemoryRow, Strategy
 from .misc import AGENTS, EMBEDDINGS, INTERACTIONS, TASKS
 from .observations import OBSERVATIONS
 from .projection import Apply, Projection
-from .recall import RecallMode, RecallResult, recall
+from .recall import RecallHit, RecallMode, RecallResult, recall
 from .schema import DIGEST_QUERIES, create_projection_tables, drop_projection_tables, migrate
 from .sqlite import connect, sqlite_errors
 from .vectors import DEFAULT_THRESHOLD, KINDS, Kind, VectorHit, VectorSearch
@@ -42,6 +42,7 @@ __all__ = [
     "MemoryHit",
     "MemoryRow",
     "ProjectionStore",
+    "RecallHit",
     "RecallResult",
     "SqliteClockStore",
     "VectorHit",
@@ -325,9 +326,7 @@ class ProjectionStore:
         include_forgotten: bool = False,
     ) -> list[MemoryHit]:
         """Keyword search (FTS5, BM25; best first). Query text is never FTS syntax."""
-        filters = memory_queries.Filters(
-            agent, space, tuple(tags), node, since, until, all_agents
-        )
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until, all_agents)
         return memory_queries.search(self._conn, query, limit, filters, include_forgotten)
 
     def search_vectors(
@@ -347,11 +346,10 @@ class ProjectionStore:
         exact: bool = False,
     ) -> list[VectorHit]:
         """Live memories, knowledge chunks and observations nearest to `query_vector` (float32
-        little-endian) among the vectors of `model`. Memory filters, when any is given, limit
-        the hits to memories. `exact` skips the ANN index."""
-        filters = memory_queries.Filters(
-            agent, space, tuple(tags), node, since, until, all_agents
-        )
+        little-endian) among the vectors of `model`. `node`, `since` and `until` apply to
+        every kind; `agent`, `space` or `tags`, when any is given, limit the hits to memories.
+        `exact` skips the ANN index."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until, all_agents)
         return self.vectors.search(
             query_vector, model, limit=limit, filters=filters, kinds=kinds, exact=exact
         )
@@ -371,13 +369,14 @@ class ProjectionStore:
         since: float | None = None,
         until: float | None = None,
         all_agents: bool = False,
+        kinds: Sequence[Kind] = KINDS,
     ) -> RecallResult:
-        """Memories by keywords, vector or both (reciprocal rank fusion); forgotten ones are
-        left out. Without a query vector or vectors of `model`, keywords answer and the
-        result's `note` says so."""
-        filters = memory_queries.Filters(
-            agent, space, tuple(tags), node, since, until, all_agents
-        )
+        """Memories, knowledge chunks and observations (those of `kinds`) by keywords, vector
+        or both (reciprocal rank fusion); forgotten memories and removed documents are left
+        out. `node`, `since` and `until` apply to every kind; `agent`, `space` and `tags`
+        exist on memories only, so with any of them only memories match. Without a query
+        vector or vectors of `model`, keywords answer and the result's `note` says so."""
+        filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until, all_agents)
         return recall(
             self._conn,
             self.vectors,
@@ -387,6 +386,7 @@ class ProjectionStore:
             mode=mode,
             limit=limit,
             filters=filters,
+            kinds=kinds,
         )
 
     def list_memories(

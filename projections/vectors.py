@@ -81,18 +81,20 @@ class VectorHit:
         return 1.0 - self.distance
 
 
-#: Per kind: the join from `embeddings e` to the entity's live row, and its extra condition.
-_JOINS: dict[Kind, tuple[str, str]] = {
+#: Per kind: the join from `embeddings e` to the entity's live row (alias, join, condition).
+_JOINS: dict[Kind, tuple[str, str, str]] = {
     "memory": (
+        "m",
         "JOIN memories m ON m.id = e.entity",
         "m.deleted = 0 AND m.text IS NOT NULL",
     ),
     "knowledge": (
+        "c",
         "JOIN knowledge_chunks c ON c.id = e.entity",
         "NOT EXISTS (SELECT 1 FROM knowledge_documents d WHERE d.id = c.document "
         f"AND NOT ({DOCUMENT_VISIBLE}))",
     ),
-    "observation": ("JOIN observations o ON o.id = e.entity", "1"),
+    "observation": ("o", "JOIN observations o ON o.id = e.entity", "1"),
 }
 
 
@@ -102,12 +104,11 @@ def _ranked_sql(kinds: Sequence[Kind], filters: Filters, rows: str) -> tuple[str
     dim, then the returned ones, then the limit."""
     selects, args = [], []
     for kind in kinds:
-        join, live = _JOINS[kind]
+        alias, join, live = _JOINS[kind]
         where = f"e.model = ?2 AND e.dim = ?3 AND {rows} AND {live}"
-        if kind == "memory":
-            cond, extra = filters.sql()
-            where += f" AND {cond}"
-            args.extend(extra)
+        cond, extra = filters.sql() if kind == "memory" else filters.common_sql(alias)
+        where += f" AND {cond}"
+        args.extend(extra)
         selects.append(
             f"SELECT e.entity, '{kind}', vec_distance_cosine(e.vector, ?1) AS d "
             f"FROM embeddings e {join} WHERE {where}"
@@ -351,16 +352,18 @@ class VectorSearch:
         kinds: Sequence[Kind] = KINDS,
         exact: bool = False,
     ) -> list[VectorHit]:
-        """The `limit` live entities nearest to `query_vector` (filters apply to memories;
-        with any filter set only memories are returned)."""
+        """The `limit` live entities of `kinds` nearest to `query_vector`. The node and time
+        filters apply to every kind; with agent, space or tags set only memories match."""
         if limit < 1 or not kinds:
             return []
         if len(query_vector) % 4 or not query_vector:
             raise ProjectionError("a query vector is float32 bytes")
         self._ready()
         filters = filters or Filters()
-        if filters != Filters():
+        if filters.memory_only:
             kinds = [k for k in kinds if k == "memory"]
+            if not kinds:
+                return []
         dim = len(query_vector) // 4
         ann = None if exact else self.index(model)
         if ann is not None and ann.dim == dim:

@@ -13,9 +13,10 @@ from hivebrain.events import Event, Payload
 from hivebrain.events.agent import AgentCreated
 from hivebrain.events.embedding import EmbeddingComputed
 from hivebrain.events.memory import MemoryStored
-from hivebrain.projections import ProjectionStore
+from hivebrain.projections import MemoryHit, ProjectionStore
 from hivebrain.projections.memory_queries import Filters
 from hivebrain.projections.session_queries import history
+from hivebrain.projections.store import VectorHit
 
 CODER = "01a1feef5c335de621b2b9e705584d42"
 MODEL = "test-model"
@@ -51,8 +52,8 @@ def store(tmp_path: Path) -> Iterator[ProjectionStore]:
     s.close()
 
 
-def ids(hits: Sequence[object]) -> set[str]:
-    return {getattr(h, "id", None) or h.entity for h in hits}
+def ids(hits: Sequence[MemoryHit | VectorHit]) -> set[str]:
+    return {h.id if isinstance(h, MemoryHit) else h.entity for h in hits}
 
 
 def test_keyword_search_and_listing_see_their_agent_and_shared_memories(

@@ -89,7 +89,7 @@ def test_remember_recall_edit_forget(cli: Cli, node: NodeProcess) -> None:
     )
     assert recall_ids(cli, "compass") == [octopus]
     assert recall_ids(cli, "lantern") == []
-    assert cli.ok("recall", "lantern").strip() == "no memory matches"
+    assert cli.ok("recall", "lantern").strip() == "nothing matches"
 
     assert cli.ok("forget", octopus).startswith(f"forgot {octopus} ")
     assert recall_ids(cli, "compass") == []
