@@ -36,6 +36,14 @@ def test_bench_quick_recall_prints_a_table(tmp_path: Path) -> None:
     assert report["mode"] == "quick"
 
 
+def test_bench_quick_mcp_prints_a_table(tmp_path: Path) -> None:
+    stdout, report = bench(tmp_path, "--only", "mcp", timeout=180)
+    assert "| mcp memory_store p50 (until ack, 200 calls) |" in stdout
+    assert "| mcp memory_recall p50 (10,000 memories, 200 calls) |" in stdout
+    figures = report["figures"]
+    assert isinstance(figures, list) and all(f["notes"]["hits_mcp"] > 0 for f in figures)
+
+
 @pytest.mark.slow
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     stdout, report = bench(tmp_path, timeout=180)
@@ -45,6 +53,7 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
         "| recall p50 ",
         "| catch-up after a cut ",
         "| local embed, short texts ",
+        "| mcp memory_recall p50 ",
     )
     for row in rows:
         assert row in stdout
