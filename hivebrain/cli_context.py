@@ -33,7 +33,6 @@ from .context import (
     parse_ttl,
 )
 from .errors import ConfigError
-from .mcp_server import McpOptions, serve
 
 T = TypeVar("T")
 
@@ -251,6 +250,8 @@ def mcp_command(
     settings: Settings, context_ttl: int | None, cache_ttl: int | None, log_interactions: bool
 ) -> None:
     """Serve hivebrain's memory tools to an MCP client over stdio (stdout is the channel)."""
+    from .mcp_server import McpOptions, serve  # the SDK is imported only by this command
+
     ttls = ContextSettings(
         context_ttl=context_ttl or DEFAULT_CONTEXT_TTL_S,
         cache_ttl=cache_ttl or DEFAULT_CACHE_TTL_S,
