@@ -1,6 +1,7 @@
 """Per-node actors that consume events and publish new ones (see DESIGN.md section 5)."""
 
-from .actor import Actor, Clock, Context, ProjectionReader, Publish, SystemClock
+from .actor import Actor, ActorSetup, Clock, Context, ProjectionReader, Publish, SystemClock
+from .embedder import EmbedderActor
 from .registry import ACTORS, actors_for, register
 from .runtime import ActorRuntime, Options, consumer_config, consumer_name
 from .statsdb import ActorStats, read_stats
@@ -9,9 +10,11 @@ __all__ = [
     "ACTORS",
     "Actor",
     "ActorRuntime",
+    "ActorSetup",
     "ActorStats",
     "Clock",
     "Context",
+    "EmbedderActor",
     "Options",
     "ProjectionReader",
     "Publish",

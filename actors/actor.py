@@ -14,13 +14,16 @@ failed is delivered again, so `handle` must be idempotent (events carry unique i
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from pathlib import Path
+from typing import ClassVar, Protocol, Self
 
 import structlog
 
+from hivebrain.embedding.config import EmbedderConfig
 from hivebrain.errors import ConfigError
 from hivebrain.events import Event, Payload
 from hivebrain.projections.device_queries import DeviceRecord
@@ -53,20 +56,38 @@ class ProjectionReader(Protocol):
 
     def devices(self) -> list[DeviceRecord]: ...
 
+    @property
+    def connection(self) -> sqlite3.Connection: ...
+
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
 
 
+def always_online() -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The ports an actor may use, given to `on_start`."""
+    """The ports an actor may use, given to `on_start`. `online()`: whether this node reaches
+    the hub now (always True on the hub itself)."""
 
     publish: Publish
     node: str
     clock: Clock
     store: ProjectionReader
+    online: Callable[[], bool] = always_online
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSetup:
+    """What an actor named in nodes.toml is built from: the node's data directory and its
+    configured services."""
+
+    data_dir: Path
+    embedder: EmbedderConfig | None = None
 
 
 class Actor:
@@ -82,6 +103,17 @@ class Actor:
     concurrency: int = 1
 
     ctx: Context
+
+    @classmethod
+    def build(cls, setup: ActorSetup) -> Self:
+        """The actor as configured for a node (the default takes no configuration)."""
+        return cls()
+
+    def shared_key(self) -> str | None:
+        """None: the actor has a durable consumer of its own on this node's HIVE. A key: the
+        actors of every node returning the same key share one durable consumer on the hub's
+        HIVE (JetStream hands each event to one of them), so they split the work."""
+        return None
 
     async def on_start(self, ctx: Context) -> None:
         """Called before the first batch of each incarnation; the default keeps `ctx`."""

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from hivebrain.errors import ConfigError
 
-from .actor import Actor
+from .actor import Actor, ActorSetup
 
 A = TypeVar("A", bound=type[Actor])
 
@@ -28,11 +28,12 @@ def register(cls: A) -> A:
     return cls
 
 
-def actors_for(names: Iterable[str]) -> list[Actor]:
-    """One new instance of each named actor, in the order given (repeats are ignored)."""
+def actors_for(names: Iterable[str], setup: ActorSetup) -> list[Actor]:
+    """One new instance of each named actor, built from `setup`, in the order given (repeats
+    are ignored)."""
     wanted = list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in ACTORS]
     if unknown:
         known = ", ".join(sorted(ACTORS)) or "none yet"
         raise ConfigError(f"unknown actor {', '.join(map(repr, unknown))} (known: {known})")
-    return [ACTORS[name]() for name in wanted]
+    return [ACTORS[name].build(setup) for name in wanted]

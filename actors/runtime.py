@@ -10,6 +10,13 @@ raises, the batch is nak'ed with a delay (it is delivered again), the actor's `o
 `on_stop` are called and, after a back-off that doubles from `backoff[0]` up to `backoff[1]`
 (reset by the next successful batch), a new incarnation starts with `on_start`. One failing
 actor never stops the others or the node.
+
+An actor with a `shared_key` (the embedder: its model) instead pulls the durable consumer
+`actor-<name>-<key>` of the hub's HIVE, shared by the actors of every node with that key, so
+JetStream hands each event to one of them. A leaf reaches it through the hub's JetStream
+domain (`Options.hub`). While that consumer cannot be reached (the leaf is cut off, the hub is
+down), the actor is `waiting`, not failed: it keeps its incarnation (see the embedder's
+offline sweep) and pulls again once the hub answers.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
+from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
 
 from hivebrain.bus import Bus
 from hivebrain.devices import NodeWriter
@@ -32,14 +41,28 @@ from hivebrain.events import Event, LamportClock, decode
 from hivebrain.events.subjects import H_TYPE, HIVE_STREAM, ROOT
 from hivebrain.projections.store import ProjectionStore
 
-from .actor import Actor, Clock, Context, ProjectionReader, Publish, SystemClock
+from .actor import (
+    Actor,
+    Clock,
+    Context,
+    ProjectionReader,
+    Publish,
+    SystemClock,
+    always_online,
+)
 from .statsdb import ActorStats, StatsTable
 
 log = structlog.get_logger(__name__)
 
 
+#: What a pull or a consumer create raises while the server that holds the consumer cannot be
+#: reached (timeouts are caught on their own: an idle pull times out too).
+UNREACHABLE = (NoRespondersError, ServiceUnavailableError, ConnectionClosedError)
+
+
 def consumer_name(actor: Actor, node: str) -> str:
-    return f"actor-{actor.name}-{node}"
+    """`actor-<name>-<node>`, or `actor-<name>-<key>` for a consumer shared by nodes."""
+    return f"actor-{actor.name}-{actor.shared_key() or node}"
 
 
 def consumer_config(actor: Actor, node: str, ack_wait: float) -> ConsumerConfig:
@@ -66,6 +89,7 @@ class Options:
     fetch_timeout: float = 1.0  # an idle pull waits this long; also bounds stop's latency
     ack_wait: float = 30.0  # a running `handle` keeps its batch alive with progress acks
     backoff: tuple[float, float] = (0.5, 30.0)
+    hub: str | None = None  # a leaf's hub (JetStream domain): where shared consumers live
     max_restarts: int | None = None  # None: restart forever; else `failed` after that many
     drain_timeout: float = 30.0  # how long `stop` waits for batches in flight
 
@@ -82,6 +106,12 @@ class _Supervisor:
         self._rt = runtime
         self._opt = runtime.options
         self.consumer = consumer_name(actor, runtime.node)
+        shared_remote = actor.shared_key() is not None and self._opt.hub is not None
+        self.js = (
+            runtime.bus.nc.jetstream(domain=self._opt.hub, timeout=5.0)
+            if shared_remote
+            else runtime.bus.js
+        )
         self._types = actor.types()
         self._delay = self._opt.backoff[0]
         self.figures = ActorStats(actor.name, "starting")
@@ -101,12 +131,11 @@ class _Supervisor:
             try:
                 await self.actor.on_start(self._rt.context)
                 started = True
-                await self._rt.bus.js.add_consumer(
-                    self._opt.stream,
-                    config=consumer_config(self.actor, self._rt.node, self._opt.ack_wait),
-                )
-                self._set(state="running")
-                failure = await self._serve()
+                if await self._create_consumer():
+                    self._set(state="running")
+                    failure = await self._serve()
+                else:
+                    failure = None  # stopped while waiting for the consumer's server
             except Exception as exc:
                 failure = exc
             if failure is None:
@@ -141,9 +170,23 @@ class _Supervisor:
         except Exception as exc:
             log.warning("actor.on_stop_failed", actor=self.actor.name, error=_describe(exc))
 
+    async def _create_consumer(self) -> bool:
+        """Create (or update) the durable consumer, waiting while its server is unreachable;
+        False when stopped first."""
+        config = consumer_config(self.actor, self._rt.node, self._opt.ack_wait)
+        while not self._rt.stopping.is_set():
+            try:
+                await self.js.add_consumer(self._opt.stream, config=config)
+                return True
+            except (*UNREACHABLE, TimeoutError):
+                self._set(state="waiting")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._rt.stopping.wait(), self._opt.fetch_timeout)
+        return False
+
     async def _serve(self) -> Exception | None:
         """Pull and handle batches until stopping (None) or the first failure (returned)."""
-        js = self._rt.bus.js
+        js = self.js
         failures: list[Exception] = []
         subs = [
             await js.pull_subscribe_bind(durable=self.consumer, stream=self._opt.stream)
@@ -163,7 +206,12 @@ class _Supervisor:
         while not self._rt.stopping.is_set() and not failures:
             try:
                 msgs = await sub.fetch(self.actor.batch_size, timeout=self._opt.fetch_timeout)
-            except TimeoutError:  # nothing pending: idle
+                self._set(state="running")
+            except TimeoutError:  # nothing pending: idle (or, shared, the hub out of reach)
+                continue
+            except UNREACHABLE:
+                self._set(state="waiting")
+                await asyncio.sleep(self._opt.fetch_timeout)
                 continue
             except Exception as exc:
                 failures.append(exc)
@@ -223,7 +271,7 @@ class _Supervisor:
 
     async def refresh_lag(self) -> None:
         try:
-            info = await self._rt.bus.js.consumer_info(self._opt.stream, self.consumer, timeout=2)
+            info = await self.js.consumer_info(self._opt.stream, self.consumer, timeout=2)
         except Exception:
             return  # not created yet, or NATS unreachable: keep the last figure
         self._set(lag=int(info.num_pending or 0) + int(info.num_ack_pending or 0))
@@ -247,12 +295,13 @@ class ActorRuntime:
         options: Options | None = None,
         stats_path: Path | str | None = None,
         stats_interval: float = 1.0,
+        online: Callable[[], bool] = always_online,
     ) -> None:
         self.bus = bus
         self.node = node
         self.options = options or Options()
         self.context = Context(
-            publish=publish, node=node, clock=clock or SystemClock(), store=store
+            publish=publish, node=node, clock=clock or SystemClock(), store=store, online=online
         )
         self.stopping = asyncio.Event()
         self._supervisors: dict[str, _Supervisor] = {}
@@ -271,6 +320,7 @@ class ActorRuntime:
         clock: LamportClock,
         db_path: Path | str,
         actors: Iterable[Actor],
+        online: Callable[[], bool] = always_online,
         **options: Any,
     ) -> ActorRuntime:
         """The runtime of a node process, started: events published through its own
@@ -285,6 +335,7 @@ class ActorRuntime:
             store=store,
             stats_path=db_path,
             options=Options(**options),
+            online=online,
         )
         runtime._owned = [publisher, store]
         try:

@@ -5,12 +5,13 @@ can cut one link (127.0.0.1 only)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from local import local_settings
 
+from hivebrain.actors import Actor
 from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
@@ -26,6 +27,7 @@ class Hive:
     hub: str = "hub"
     nodes: dict[str, Node] = field(default_factory=dict)
     proxies: dict[str, LinkProxy] = field(default_factory=dict)
+    actors: Callable[[str], Sequence[Actor]] | None = None  # node name -> its actors
 
     def __post_init__(self) -> None:
         self.ports = {n: free_port() for n in (self.hub, *self.leaves)}
@@ -47,7 +49,8 @@ class Hive:
             domain=name,
             extra=extra,
         )
-        return Node(settings, role=role, server=server)
+        actors = self.actors(name) if self.actors is not None else ()
+        return Node(settings, role=role, server=server, actors=actors)
 
     async def add_proxy(self, leaf: str) -> None:
         self.proxies[leaf] = LinkProxy(self.leaf_port)
@@ -82,12 +85,13 @@ class Writer:
         assert node.bus is not None and node.clock is not None
         self.node = node
 
-    async def write(self, payloads: list[Payload]) -> list[Event]:
+    async def write(self, payloads: list[Payload], entity: str | None = None) -> list[Event]:
         node = self.node
         assert node.bus is not None and node.clock is not None
         publisher = await node.bus.publisher(ack_timeout=2.0, retries=30)
         events = [
-            Event.new(p, node=node.settings.node, lamport=node.clock.tick()) for p in payloads
+            Event.new(p, node=node.settings.node, lamport=node.clock.tick(), entity=entity)
+            for p in payloads
         ]
         futures = [await publisher.publish(e) for e in events]
         await asyncio.gather(*futures)

@@ -19,6 +19,7 @@ from nodeproc import Cli
 from hivebrain.actors import (
     Actor,
     ActorRuntime,
+    ActorSetup,
     ActorStats,
     Context,
     actors_for,
@@ -270,11 +271,14 @@ def test_registry_names_the_known_actors() -> None:
         consumes = (MemoryStored,)
 
     register(Echo)
+    setup = ActorSetup(Path("."))
     try:
-        [actor] = actors_for(["echo-test", "echo-test"])
+        [actor] = actors_for(["echo-test", "echo-test"], setup)
         assert isinstance(actor, Echo)
-        with pytest.raises(ConfigError, match=r"unknown actor 'embedder' \(known: .*echo-test"):
-            actors_for(["echo-test", "embedder"])
+        with pytest.raises(ConfigError, match=r"unknown actor 'router' \(known: .*echo-test"):
+            actors_for(["echo-test", "router"], setup)
+        with pytest.raises(ConfigError, match=r"embedder actor needs an embedder"):
+            actors_for(["embedder"], setup)
     finally:
         del ACTORS["echo-test"]
 

@@ -5,19 +5,32 @@
 
 Each returns an `Embedder`: `model_id`, `dim` and `await embed(texts)`, which gives one float32
 little-endian, L2-normalised vector per text (the `vector` of an `EmbeddingComputed` event).
-Failures raise `EmbeddingError`.
+Failures raise `EmbeddingError`. A node's choice is an `EmbedderConfig` (config.py);
+`embed_query` embeds a search query with the model of the node on the same data directory.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hivebrain.errors import EmbeddingError
 
 from .base import Embedder
+from .config import EmbedderConfig
 
-__all__ = ["BACKENDS", "Embedder", "EmbeddingError", "embedder_for"]
+if TYPE_CHECKING:
+    from hivebrain.config import Settings
+
+__all__ = [
+    "BACKENDS",
+    "Embedder",
+    "EmbedderConfig",
+    "EmbeddingError",
+    "embed_query",
+    "embedder_for",
+]
 
 BACKENDS = ("local", "ollama")
 
@@ -37,3 +50,14 @@ def embedder_for(backend: str, **options: Any) -> Embedder:
     except (KeyError, TypeError) as exc:
         raise EmbeddingError(f"bad options for the {backend} embedder: {exc}") from exc
     raise EmbeddingError(f"unknown embedder backend {backend!r} (expected one of {BACKENDS})")
+
+
+async def embed_query(settings: Settings, text: str) -> tuple[str, bytes] | None:
+    """(model id, vector) of a search query, with the embedder the node runs; None when the
+    node has none (recall then answers with keywords). Raises EmbeddingError on failure."""
+    config = settings.embedder
+    if config is None:
+        return None
+    embedder = await asyncio.to_thread(config.build, settings.data_dir)
+    (vector,) = await embedder.embed([text])
+    return embedder.model_id, vector
