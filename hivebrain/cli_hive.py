@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from hivebrain.actors import ActorSetup, actors_for
+
 from .cli import cli, install_stop_signals, pass_settings, run
 from .config import Settings
 from .homelab import load_homelab
@@ -35,8 +37,18 @@ def node_run(settings: Settings, name: str, config_path: str, creds_dir: str | N
     directory = Path(creds_dir) if creds_dir else settings.data_dir / "creds"
     node_settings, role, config = plan(settings, homelab, name, directory)
 
+    spec = homelab.node(name)
+
     async def go() -> None:
-        node = Node(node_settings, role=role, server=config, profile=profile(homelab, name))
+        setup = ActorSetup(node_settings.data_dir, node_settings.embedder)
+        actors = await asyncio.to_thread(actors_for, spec.actors, setup)  # loads models
+        node = Node(
+            node_settings,
+            role=role,
+            server=config,
+            profile=profile(homelab, name),
+            actors=actors,
+        )
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from hivebrain.actors import read_stats
+from hivebrain.actors import ActorSetup, actors_for, read_stats
+from hivebrain.embedding.config import DEFAULT_OLLAMA_URL, EmbedderConfig
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.projections.store import ProjectionStore
@@ -34,13 +35,45 @@ WELCOME = "hivebrain is running: what one node remembers, every node of the home
     is_flag=True,
     help="Do not announce this machine in the device registry nor send heartbeats.",
 )
+@click.option(
+    "--embedder",
+    "backend",
+    type=click.Choice(["local", "ollama", "none"]),
+    default="local",
+    show_default=True,
+    help="What gives memories and knowledge their vectors (none: keyword recall only).",
+)
+@click.option("--embed-model", default="all-minilm", show_default=True, help="Ollama model.")
+@click.option("--embed-dim", type=click.IntRange(1, 65536), default=384, show_default=True)
+@click.option("--ollama-url", default=DEFAULT_OLLAMA_URL, show_default=True)
 @pass_settings
-def up(settings: Settings, welcome: bool, no_devices: bool) -> None:
+def up(
+    settings: Settings,
+    welcome: bool,
+    no_devices: bool,
+    backend: str,
+    embed_model: str,
+    embed_dim: int,
+    ollama_url: str,
+) -> None:
     """Start this node (and its embedded nats-server) until Ctrl-C."""
+    embedder = None
+    if backend != "none":
+        embedder = EmbedderConfig(
+            backend="ollama" if backend == "ollama" else "local",
+            model=embed_model,
+            dim=embed_dim,
+            url=ollama_url,
+        )
+    settings = settings.model_copy(update={"embedder": embedder})
 
     async def go() -> None:
         profile = None if no_devices else DeviceProfile(name=settings.node)
-        node = Node(settings, profile=profile)
+        actors = []
+        if embedder is not None:
+            setup = ActorSetup(settings.data_dir, embedder)
+            actors = await asyncio.to_thread(actors_for, ["embedder"], setup)  # loads the model
+        node = Node(settings, profile=profile, actors=actors)
         stop = asyncio.Event()
         install_stop_signals(stop)
         await node.start()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hivebrain.embedding.config import EmbedderConfig
 from hivebrain.events.envelope import NODE_RE
 
 from .errors import ConfigError
@@ -46,6 +47,7 @@ class Settings(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     nats_binary: str | None = None
     json_output: bool = False
+    embedder: EmbedderConfig | None = None  # what the node embeds with; None: keywords only
 
     @property
     def db_path(self) -> Path:
@@ -90,7 +92,10 @@ def write_runtime(settings: Settings, nats_url: str, pid: int) -> None:
     tmp = settings.runtime_file.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(json.dumps({"node": settings.node, "nats_url": nats_url, "pid": pid}))
+        data: dict[str, Any] = {"node": settings.node, "nats_url": nats_url, "pid": pid}
+        if settings.embedder is not None:
+            data["embedder"] = settings.embedder.model_dump(mode="json")
+        out.write(json.dumps(data))
     tmp.replace(settings.runtime_file)
 
 
@@ -120,6 +125,13 @@ def load_settings(
         raise ConfigError(f"invalid NATS URL {explicit_url!r}: expected nats://host:port")
     local = f"nats://127.0.0.1:{port}"
     url = explicit_url or (local if port_given else runtime.get("nats_url") or local)
+    embedder = None
+    if isinstance(runtime.get("embedder"), dict):
+        try:
+            embedder = EmbedderConfig.model_validate(runtime["embedder"])
+        except ValueError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{base / 'node.json'}: bad embedder entry ({first})") from None
     return Settings(
         data_dir=base,
         node=name,
@@ -128,4 +140,5 @@ def load_settings(
         port=port,
         nats_binary=nats_binary or env.get("HIVEBRAIN_NATS_SERVER"),
         json_output=json_output,
+        embedder=embedder,
     )

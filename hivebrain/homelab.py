@@ -5,7 +5,7 @@
 
     [[nodes]]                     one block per node (exactly one with role = "hub")
     name, role, tier, capabilities, specialization, location, actors, ollama_url, models,
-    sensors, host, client_port, leafnode_port
+    sensors, host, client_port, leafnode_port, [nodes.embedder] (see embedding/config.py)
 
 Every mistake in the file becomes one `ConfigError` line, `path:line: what is wrong`. tomllib
 reports no positions for keys, so the line is found in the raw text (`_Layout`): the Nth
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hivebrain.embedding.config import EmbedderConfig
 from hivebrain.events.device import Tier
 from hivebrain.events.envelope import NODE_RE
 
@@ -104,6 +105,7 @@ class NodeSpec(BaseModel):
     specialization: str = ""
     location: str = ""
     actors: tuple[str, ...] = ()
+    embedder: EmbedderConfig | None = None
     ollama_url: str | None = None
     models: tuple[str, ...] = ()
     sensors: tuple[str, ...] = ()
@@ -112,6 +114,17 @@ class NodeSpec(BaseModel):
     host: str = Field(default="127.0.0.1", min_length=1)
 
     _name = field_validator("name")(_check_name)
+
+    def embedder_config(self) -> EmbedderConfig | None:
+        """What this node embeds with: its `[nodes.embedder]` table (an Ollama one defaults to
+        the node's `ollama_url`), else the local model when it runs the embedder actor, else
+        nothing (recall on this node then uses keywords only)."""
+        config = self.embedder
+        if config is None and "embedder" in self.actors:
+            config = EmbedderConfig()
+        if config is not None and config.backend == "ollama" and config.url is None:
+            config = config.model_copy(update={"url": self.ollama_url})
+        return config
 
 
 class Homelab(BaseModel):

@@ -171,7 +171,13 @@ class Node:
                 await self.devices.start(self.projector)
             if self._actors:
                 self.actors = await ActorRuntime.for_node(
-                    self.bus, settings.node, self.clock, settings.db_path, self._actors
+                    self.bus,
+                    settings.node,
+                    self.clock,
+                    settings.db_path,
+                    self._actors,
+                    online=self.online,
+                    hub=role.hub if role.kind == "leaf" else None,
                 )
             if role.kind == "leaf" and role.hub and role.hello:
                 self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
@@ -183,6 +189,10 @@ class Node:
             await self.stop()
             raise
         log.info("node.started", node=settings.node, role=role.kind, nats=redact(url))
+
+    def online(self) -> bool:
+        """Whether this node reaches its hub now (a hub, or a leaf without hellos: always)."""
+        return self.link is None or self.link.linked
 
     async def _supervise(self, every: float = 1.0) -> None:
         """Start the node's nats-server again if it exits on its own; the node's client

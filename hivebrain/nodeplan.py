@@ -42,6 +42,7 @@ def plan(
             "node": name,
             "port": spec.client_port,
             "nats_url": local if settings.embedded else settings.nats_url,
+            "embedder": spec.embedder_config(),
         }
     )
     if spec.role == "hub":

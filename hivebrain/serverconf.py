@@ -71,11 +71,27 @@ def needed_credentials(homelab: Homelab, node: str) -> tuple[str, ...]:
     return (spec.name,)
 
 
-def client_permissions(node: str, *, hub: bool) -> tuple[list[str], list[str]]:
-    """(publish, subscribe) of a node's own user on its own server."""
+def shared_consumer_api(hub: str) -> list[str]:
+    """The API subjects of the hub's JetStream a leaf's actors use for the consumers they
+    share with other nodes (the embedder's): create, read info, pull."""
+    hub_api = api_prefix(hub)
+    return [
+        f"{hub_api}.CONSUMER.CREATE.HIVE.>",
+        f"{hub_api}.CONSUMER.INFO.HIVE.>",
+        f"{hub_api}.CONSUMER.MSG.NEXT.HIVE.>",
+    ]
+
+
+def client_permissions(
+    node: str, *, hub: bool, hub_name: str | None = None
+) -> tuple[list[str], list[str]]:
+    """(publish, subscribe) of a node's own user on its own server (`hub_name`: a leaf's
+    hub, whose shared actor consumers it pulls)."""
     publish = [f"hive.{node}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>"]
     # Its own domain's API too, so `nats --js-domain <node>` works on the node itself.
     publish += [f"{api_prefix(node)}.>", join_subject(node), heartbeat_subject(node)]
+    if not hub and hub_name is not None:
+        publish += shared_consumer_api(hub_name)
     # Session context and tool cache: key-value buckets of the node's own server.
     publish += [f"$KV.{bucket}.>" for bucket in KV_BUCKETS]
     subscribe = ["hive.>", "_INBOX.>", f"{HEARTBEAT_PREFIX}.*"]
@@ -92,8 +108,9 @@ def leaf_link_permissions(leaf: str, hub: str) -> tuple[list[str], list[str]]:
     publish = [
         f"hive.{leaf}.>",
         f"{hub_api}.CONSUMER.CREATE.HIVE",  # its mirror's consumer (name in the body)
-        f"{hub_api}.CONSUMER.CREATE.HIVE.>",
+        *shared_consumer_api(hub),  # its mirror's (create) and its shared actors' consumers
         f"{hub_api}.CONSUMER.DELETE.HIVE.>",
+        "$JS.ACK.HIVE.>",  # its actors' acks of what they pulled from the hub's HIVE
         f"{source_deliver_prefix(leaf)}.>",  # deliveries to the hub's source
         "$JSC.R.>",  # replies to the hub's consumer-create requests
         "$JS.FC.>",  # flow-control replies of its mirror
@@ -165,7 +182,8 @@ def render_server_config(
             "  ]",
             "}",
         ]
-    users = [_user(spec.name, own, *client_permissions(spec.name, hub=is_hub), kind="STANDARD")]
+    own_permissions = client_permissions(spec.name, hub=is_hub, hub_name=homelab.hub.name)
+    users = [_user(spec.name, own, *own_permissions, kind="STANDARD")]
     if is_hub:
         users += [
             _user(

@@ -17,7 +17,8 @@ import nats.errors
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.errors import ServiceUnavailableError
 
 from hivebrain.credentials import NodeCredentials, new_credentials
 from hivebrain.errors import ConfigError
@@ -289,3 +290,39 @@ def test_the_hub_advertises_its_leafnode_address_unless_told_not_to(tmp_path: Pa
     leafnodes = text.split("leafnodes {", 1)[1].split("}", 1)[0]
     assert "no_advertise: true" in leafnodes
     assert "listen:" in leafnodes
+
+
+@in_module_loop
+async def test_a_leaf_pulls_and_acks_a_consumer_it_shares_on_the_hub(hive: Hive) -> None:
+    """The embedders of several nodes share one durable consumer of the hub's HIVE: a leaf
+    creates it, pulls from it and acks through the hub's JetStream domain, over its link."""
+    await until(lambda: "pi-a/HIVE" in hive.leafz())
+    hub = await hive.login("hub")
+    hub_js = hub.jetstream()
+    await hub_js.add_stream(StreamConfig(name="HIVE", subjects=["hive.>"]))
+    await hub_js.publish("hive.hub.memory.m1", b"a text to embed")
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    leaf = await hive.login("pi-a", inbox_prefix=join_inbox_prefix("pi-a"), error_cb=on_error)
+    js = leaf.jetstream(domain="hub", timeout=2.0)
+    name = "actor-embedder-m"
+    config = ConsumerConfig(name=name, durable_name=name, ack_policy=AckPolicy.EXPLICIT)
+
+    async def created() -> bool:
+        try:
+            await js.add_consumer("HIVE", config=config)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            return False  # the hub's JetStream not reachable across the link yet
+        return True
+
+    await until(created, timeout=10)
+    sub = await js.pull_subscribe_bind(durable="actor-embedder-m", stream="HIVE")
+    [msg] = await sub.fetch(1, timeout=5)
+    assert msg.data == b"a text to embed"
+    await msg.ack_sync(timeout=5)
+    info = await hub_js.consumer_info("HIVE", "actor-embedder-m")
+    assert (info.delivered.stream_seq, info.num_ack_pending, info.num_pending) == (1, 0, 0)
+    assert not errors
