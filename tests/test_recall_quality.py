@@ -3,10 +3,9 @@
 `data/corpus/` holds short homelab notes, scripts and measurements; `data/questions.json`
 asks about them the way a user would, in other words than the text's (few shared keywords),
 each question labelled with the file that answers it. The corpus goes through the real ingest
-path into a running node; every chunk is embedded with the local MiniLM and its vector
-published as an `embedding.computed` event; then each question is recalled with its own
-vector. recall@5: the share of questions for which one of the 5 hits comes from the labelled
-file.
+path into a running node whose embedder actor (the local MiniLM) gives every chunk its vector;
+then each question is recalled with its own vector. recall@5: the share of questions for
+which one of the 5 hits comes from the labelled file.
 
 The figures are printed; the measured ones and the threshold are in README.md (recall).
 """
@@ -18,10 +17,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from hive import wait_until
+from local import local_settings
 
+from hivebrain.actors import EmbedderActor
 from hivebrain.brain import Brain
 from hivebrain.embedding import Embedder, embedder_for
-from hivebrain.events.embedding import EmbeddingComputed
 from hivebrain.ingest import ingest
 from hivebrain.node import Node
 from hivebrain.projections.recall import RecallMode
@@ -42,32 +43,32 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 
 @pytest.fixture
-async def brain(node: Node) -> AsyncIterator[Brain]:
+async def brain(tmp_path: Path, embedder: Embedder) -> AsyncIterator[Brain]:
+    """A running node with the embedder actor, and a brain writing to it."""
+    node = Node(local_settings(tmp_path / "home"), actors=[EmbedderActor(embedder)])
+    await node.start()
     assert node.bus is not None
     b = Brain(node.settings, node.bus, await node.bus.publisher())
     yield b
     await b.publisher.close()
     b.store.close()
+    await node.stop()
 
 
-async def publish_chunk_vectors(brain: Brain, embedder: Embedder) -> int:
-    """Embed every knowledge chunk the node holds and publish the vectors as
-    `embedding.computed` events (entity = chunk id), as the node's embedder does; returns
-    how many. The events are applied by the node before this returns."""
-    rows = brain.store.connection.execute(
-        "SELECT id, text, content_hash FROM knowledge_chunks ORDER BY id"
-    ).fetchall()
-    vectors = await embedder.embed([text for _, text, _ in rows])
-    for (chunk, _, content_hash), vector in zip(rows, vectors, strict=True):
-        payload = EmbeddingComputed(
-            model=embedder.model_id,
-            dim=embedder.dim,
-            vector=vector,
-            content_hash=content_hash,
-        )
-        written = await brain.publish(payload, entity=chunk)
-        assert written.applied
-    return len(rows)
+async def vectors_for_every_chunk(brain: Brain, model: str, timeout: float = 120.0) -> int:
+    """Wait until the embedder gave every knowledge chunk a vector; returns how many."""
+
+    def missing() -> int:
+        row = brain.store.connection.execute(
+            "SELECT count(*) FROM knowledge_chunks c WHERE NOT EXISTS (SELECT 1 FROM "
+            "embeddings e WHERE e.entity = c.id AND e.model = ?)",
+            (model,),
+        ).fetchone()
+        return int(row[0])
+
+    await wait_until(lambda: missing() == 0, timeout)
+    row = brain.store.connection.execute("SELECT count(*) FROM knowledge_chunks").fetchone()
+    return int(row[0])
 
 
 def recall_at_k(
@@ -100,7 +101,7 @@ async def test_hybrid_recall_at_5_on_paraphrased_questions(
 
     summary = await ingest(brain, [CORPUS])
     assert summary.ingested == len(files) and summary.applied
-    assert await publish_chunk_vectors(brain, embedder) == summary.chunks
+    assert await vectors_for_every_chunk(brain, embedder.model_id) == summary.chunks
 
     questions = [
         (q["question"], q["source"], (await embedder.embed([q["question"]]))[0]) for q in asked
