@@ -18,6 +18,7 @@ from hivebrain.agents import WorkingPolicy, create, set_policy
 from hivebrain.brain import Brain
 from hivebrain.consolidation import plan, publish_moves
 from hivebrain.events.memory import MemoryStored
+from hivebrain.link import SILENCE_S
 from hivebrain.node import Node
 from hivebrain.projections.memory_queries import Filters
 from hivebrain.projections.session_queries import history
@@ -52,7 +53,13 @@ def store(node: Node) -> ProjectionStore:
 async def both(hive: Hive, check: Callable[[ProjectionStore], bool], timeout: float = 30) -> None:
     """Wait until `check` holds on both nodes and they hold the same digest."""
     hub, leaf = store(hive.nodes["hub"]), store(hive.nodes["leaf1"])
-    await wait_until(lambda: check(hub) and check(leaf) and hub.digest() == leaf.digest(), timeout)
+    try:
+        await wait_until(
+            lambda: check(hub) and check(leaf) and hub.digest() == leaf.digest(), timeout
+        )
+    except TimeoutError:
+        state = {n: (check(s), s.stats()) for n, s in (("hub", hub), ("leaf1", leaf))}
+        raise AssertionError(f"the nodes did not converge: {state}") from None
 
 
 async def test_spaces_moves_edits_and_forget_travel_both_ways(hive: Hive) -> None:
@@ -101,6 +108,9 @@ async def test_concurrent_edits_in_a_partition_are_one_conflict_with_one_winner(
         row = store(leaf_node).memory(memory)
         assert row is not None and row.text == "the boiler code is 9913"  # cut off, still works
 
+        # Cut for longer than the hub's silence threshold, so the leaf's hello after the cut
+        # restarts the hub's source at once (a shorter cut waits for nats-server's retry).
+        await asyncio.sleep(SILENCE_S + 0.5)
         await hive.proxies["leaf1"].restore()
         await both(hive, lambda s: len(s.conflicts()) == 1 and "boiler" in s.memory(memory).tags)  # type: ignore[union-attr]
 
