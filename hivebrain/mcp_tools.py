@@ -144,11 +144,20 @@ QueryVector = Callable[[str], Awaitable[tuple[str, bytes] | None]]
 
 
 def embedder_lookup(settings: Any) -> QueryVector:
-    """(model, vector) of a query from `hivebrain.embedding.embed_query(settings, text)` when
-    the node has an embedder; None otherwise, or when it fails (recall then uses keywords)."""
+    """(model, vector) of a query with the node's embedder (`settings.embedder`), built once
+    for the server's lifetime (loading a model per query would cost more than the recall);
+    otherwise `hivebrain.embedding.embed_query(settings, text)`. None when the node has no
+    embedder or it fails: recall then uses keywords."""
+    built: list[Any] = []
 
     async def query_vector(text: str) -> tuple[str, bytes] | None:
         try:
+            config = getattr(settings, "embedder", None)
+            if config is not None and hasattr(config, "build"):
+                if not built:
+                    built.append(await asyncio.to_thread(config.build, settings.data_dir))
+                (vector,) = await built[0].embed([text])
+                return str(built[0].model_id), bytes(vector)
             embedding = importlib.import_module("hivebrain.embedding")
             embed_query = getattr(embedding, "embed_query", None)
             if embed_query is None:
