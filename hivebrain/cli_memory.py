@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import sys
 from typing import Any
 
 import click
 
+from hivebrain.embedding import query_vector
 from hivebrain.events.memory import SPACES, MemoryStored
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projections.vectors import KINDS
@@ -73,22 +72,6 @@ def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
     emit(settings, _written(run(go())), _say("remembered"))
 
 
-NO_EMBEDDER = "keyword search only: no embedder for this node yet"
-
-
-def _query_vector(settings: Settings, query: str) -> tuple[str, bytes] | None:
-    """(model, float32 vector) of `query` from `hivebrain.embedding.embed_query(settings,
-    query)` (awaited if it is a coroutine), or None while this node has no embedder: the
-    module or function missing, or failing, is not an error for recall."""
-    try:
-        embedding = importlib.import_module("hivebrain.embedding")
-        found = embedding.embed_query(settings, query)
-        model, vector = run(found) if inspect.isawaitable(found) else found
-        return str(model), bytes(vector)
-    except Exception:
-        return None
-
-
 def _hit_line(hit: dict[str, Any], query: str) -> str:
     """One line of `recall` output: score, kind, where the hit comes from, its text."""
     head = f"{hit['score']:7.3f}  {hit['kind']:<11}  {hit['origin']}  "
@@ -134,7 +117,7 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
     if not query.strip():
         raise ConfigError("the query is empty")
     mode = filters.pop("mode")
-    found = None if mode == "keyword" else _query_vector(settings, query)
+    found, why = (None, "") if mode == "keyword" else run(query_vector(settings, query))
     store = ProjectionStore(settings.db_path)
     try:
         result = store.recall(
@@ -154,8 +137,8 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
         )
     finally:
         store.close()
-    if mode != "keyword" and found is None:
-        click.echo(NO_EMBEDDER, err=True)
+    if why:
+        click.echo(why, err=True)
     elif result.note:
         click.echo(result.note, err=True)
     rows = [hit.as_dict() for hit in result.hits]

@@ -17,6 +17,7 @@ from test_embedding import FakeOllama
 
 from hivebrain.actors import ActorSetup, EmbedderActor, actors_for
 from hivebrain.actors.embedder import texts_of
+from hivebrain.embedding import query_vector
 from hivebrain.embedding.config import EmbedderConfig
 from hivebrain.embedding.ollama import OllamaEmbedder
 from hivebrain.events import Event, Payload, VersionRef
@@ -244,3 +245,21 @@ def test_nodes_toml_actors_are_built_from_the_node_config(tmp_path: Path) -> Non
     assert isinstance(actor, EmbedderActor)
     assert actor.embedder.model_id == "all-minilm@ollama"
     assert actor.shared_key() == "all-minilm-ollama"
+
+
+async def test_recall_says_why_it_answers_with_keywords_only(tmp_path: Path) -> None:
+    settings = local_settings(tmp_path)
+    assert settings.embedder is None  # no node has run here
+    assert await query_vector(settings, "where is the lantern") == (
+        None,
+        "keyword search only: this node runs no embedder",
+    )
+    closed = FakeOllama()
+    url = f"http://127.0.0.1:{closed.server.server_address[1]}"
+    closed.server.server_close()
+    down = settings.model_copy(
+        update={"embedder": EmbedderConfig(backend="ollama", url=url, timeout=2.0)}
+    )
+    found, why = await query_vector(down, "where is the lantern")
+    assert found is None and why.startswith("keyword search only: the query could not be embedded")
+    assert "\n" not in why

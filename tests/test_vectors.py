@@ -3,19 +3,14 @@ SQLite files."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import pytest
 
-from hivebrain.config import Settings
 from hivebrain.events import Event
 from hivebrain.events.embedding import EmbeddingComputed
 from hivebrain.events.knowledge import ChunkAdded
@@ -336,26 +331,3 @@ def test_model_names_become_safe_distinct_file_names(tmp_path: Path) -> None:
         assert len(set(paths)) == 2 and all(p.exists() and p.parent == tmp_path for p in paths)
         store.reset()
         assert not any(p.exists() for p in paths)
-
-
-def test_cli_query_vector_comes_from_the_embedding_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    importlib.import_module("hivebrain.cli")  # the group first: its modules import from it
-    cli_memory = importlib.import_module("hivebrain.cli_memory")
-    settings = cast(Settings, object())
-    port = types.ModuleType("hivebrain.embedding")
-    monkeypatch.setitem(sys.modules, "hivebrain.embedding", port)
-    assert cli_memory._query_vector(settings, "q") is None  # no embed_query yet
-
-    def failing(_settings: Settings, _text: str) -> tuple[str, bytes]:
-        raise RuntimeError("no model")
-
-    monkeypatch.setattr(port, "embed_query", failing, raising=False)
-    assert cli_memory._query_vector(settings, "q") is None
-    monkeypatch.setattr(port, "embed_query", lambda _s, _t: ("m", basis(0)), raising=False)
-    assert cli_memory._query_vector(settings, "q") == ("m", basis(0))
-
-    async def later(_settings: Settings, _text: str) -> tuple[str, bytes]:
-        return "m", basis(1)
-
-    monkeypatch.setattr(port, "embed_query", later, raising=False)
-    assert cli_memory._query_vector(settings, "q") == ("m", basis(1))

@@ -61,3 +61,13 @@ async def embed_query(settings: Settings, text: str) -> tuple[str, bytes] | None
     embedder = await asyncio.to_thread(config.build, settings.data_dir)
     (vector,) = await embedder.embed([text])
     return embedder.model_id, vector
+
+
+async def query_vector(settings: Settings, text: str) -> tuple[tuple[str, bytes] | None, str]:
+    """((model id, vector) of a search query, "") or (None, why recall must use keywords)."""
+    if settings.embedder is None:
+        return None, "keyword search only: this node runs no embedder"
+    try:
+        return await embed_query(settings, text), ""
+    except EmbeddingError as exc:
+        return None, f"keyword search only: the query could not be embedded ({exc})"
