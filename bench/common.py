@@ -71,6 +71,7 @@ class Sizes:
     recall_queries: int
     catchup: int
     embed: int = 2_000
+    searchable: int = 200
 
 
 FULL = Sizes(
@@ -80,6 +81,7 @@ FULL = Sizes(
     recall_queries=500,
     catchup=100_000,
     embed=2_000,
+    searchable=200,
 )
 QUICK = Sizes(
     publish=20_000,
@@ -88,6 +90,7 @@ QUICK = Sizes(
     recall_queries=200,
     catchup=5_000,
     embed=300,
+    searchable=30,
 )
 
 

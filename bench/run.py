@@ -25,10 +25,10 @@ import click
 from hivebrain.logs import configure
 from hivebrain.natsserver import find_binary
 
-from . import catchup, embed, mcp, publish, rebuild, recall
+from . import catchup, embed, mcp, publish, rebuild, recall, searchable
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
 
-BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed", "mcp")
+BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed", "searchable", "mcp")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -69,6 +69,9 @@ async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
     if "embed" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("embed"):
             figures += await embed.run(Path(tmp) / "models", sizes.embed)
+    if "searchable" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("searchable"):
+            figures += await searchable.run(Path(tmp), sizes.searchable)
     if "mcp" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("mcp"):
             figures += await mcp.run(Path(tmp), sizes.recall_memories, sizes.recall_queries)
@@ -115,6 +118,8 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "applied every event and HIVE's last sequence is the same on all nodes; "
         "embed = the same onnxruntime session called directly, batches in input order padded by "
         "the tokenizer (no sorting by length, no thread hop); "
+        "write-to-searchable = from the same publish until the memory is keyword-searchable "
+        "(applied by the projection); "
         "mcp = the same store (`Brain.publish_acked`, until the JetStream ack) and recall "
         "(`ProjectionStore.recall`) called in process, without MCP.",
     ]

@@ -46,13 +46,14 @@ def test_bench_quick_mcp_prints_a_table(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
-    stdout, report = bench(tmp_path, timeout=180)
+    stdout, report = bench(tmp_path, timeout=300)
     rows = (
         "| publish ",
         "| rebuild ",
         "| recall p50 ",
         "| catch-up after a cut ",
         "| local embed, short texts ",
+        "| write-to-searchable p99 (vector) ",
         "| mcp memory_recall p50 ",
     )
     for row in rows:
