@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -20,10 +18,12 @@ from typing import Annotated, Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from hivebrain.embedding import query_vector
 from hivebrain.events.memory import SPACES, MemoryForgotten, MemoryMoved, MemoryStored, Space
 from hivebrain.events.subjects import EVENTS_STREAM
 
 from .brain import Brain, Written
+from .config import Settings
 from .context import MAX_NAME, SessionContext
 from .devices import device_row
 from .errors import ConfigError
@@ -140,40 +140,17 @@ class DevicesArgs(Arguments):
     online_only: bool = Field(False, description="Only devices whose heartbeat is recent.")
 
 
-QueryVector = Callable[[str], Awaitable[tuple[str, bytes] | None]]
+#: ((model, vector) of a query, "") or (None, why recall uses keywords only).
+QueryVector = Callable[[str], Awaitable[tuple[tuple[str, bytes] | None, str]]]
 
 
-def embedder_lookup(settings: Any) -> QueryVector:
-    """(model, vector) of a query with the node's embedder (`settings.embedder`), built once
-    for the server's lifetime (loading a model per query would cost more than the recall);
-    otherwise `hivebrain.embedding.embed_query(settings, text)`. None when the node has no
-    embedder or it fails: recall then uses keywords."""
-    built: list[Any] = []
+def embedder_lookup(settings: Settings) -> QueryVector:
+    """Query vectors from the node's embedder (its model is loaded once per process)."""
 
-    async def query_vector(text: str) -> tuple[str, bytes] | None:
-        try:
-            config = getattr(settings, "embedder", None)
-            if config is not None and hasattr(config, "build"):
-                if not built:
-                    built.append(await asyncio.to_thread(config.build, settings.data_dir))
-                (vector,) = await built[0].embed([text])
-                return str(built[0].model_id), bytes(vector)
-            embedding = importlib.import_module("hivebrain.embedding")
-            embed_query = getattr(embedding, "embed_query", None)
-            if embed_query is None:
-                return None
-            found = embed_query(settings, text)
-            if inspect.isawaitable(found):
-                found = await found
-            if found is None:
-                return None
-            model, vector = found
-            return str(model), bytes(vector)
-        except Exception as exc:
-            log.info("recall.no_query_vector", error=str(exc))
-            return None
+    async def lookup(text: str) -> tuple[tuple[str, bytes] | None, str]:
+        return await query_vector(settings, text)
 
-    return query_vector
+    return lookup
 
 
 def _hit(hit: Any) -> dict[str, Any]:
@@ -243,7 +220,7 @@ class MemoryTools:
     async def memory_recall(self, args: RecallArgs) -> dict[str, Any]:
         started = time.perf_counter()
         await self.caught_up()
-        found = None if args.mode == "keyword" else await self.query_vector(args.query)
+        found, why = (None, "") if args.mode == "keyword" else await self.query_vector(args.query)
         every = args.agent == ALL_AGENTS
         result = self.store.recall(
             args.query,
@@ -256,9 +233,7 @@ class MemoryTools:
             tags=tuple(args.tags),
             all_agents=every,
         )
-        note = result.note
-        if args.mode != "keyword" and found is None:
-            note = "keyword search only: no embedder for this node"
+        note = why or result.note
         hits = [_hit(h) for h in result.hits]
         self.interactions.record_soon(
             Interaction(

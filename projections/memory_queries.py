@@ -40,11 +40,11 @@ class Filters:
 
     @property
     def memory_only(self) -> bool:
-        """Whether a filter only memories have (agent, space(s), tags, session) is set: then
-        only memories can match."""
+        """Whether a filter only memories have (space(s), tags, session) is set: then only
+        memories can match. The agent is not one: it says whose memories may match, and
+        knowledge and observations belong to no agent."""
         return (
-            self.agent is not None
-            or self.space is not None
+            self.space is not None
             or bool(self.spaces)
             or bool(self.tags)
             or self.session is not None

@@ -353,7 +353,7 @@ class VectorSearch:
         exact: bool = False,
     ) -> list[VectorHit]:
         """The `limit` live entities of `kinds` nearest to `query_vector`. The node and time
-        filters apply to every kind; with agent, space or tags set only memories match."""
+        filters apply to every kind; with space, tags or session set only memories match."""
         if limit < 1 or not kinds:
             return []
         if len(query_vector) % 4 or not query_vector:

@@ -214,7 +214,11 @@ def test_node_and_time_filters_apply_to_every_kind(store: ProjectionStore) -> No
 
 
 def test_memory_filters_leave_only_memories(store: ProjectionStore) -> None:
-    assert by_mode(store, agent="default") == {mode: {"m1", "m2"} for mode in MODES}
+    shared = {key for key in LIVE if not key.startswith("m")}  # knowledge, observations
+    assert shared and by_mode(store, agent="default") == {
+        mode: {"m1", "m2"} | shared for mode in MODES
+    }
+    assert by_mode(store, agent="nobody") == {mode: shared for mode in MODES}
     assert by_mode(store, space="working") == {mode: {"m2"} for mode in MODES}
     assert by_mode(store, tags=["gpio"]) == {mode: {"m1"} for mode in MODES}
     none = store.recall(
@@ -284,9 +288,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     with ProjectionStore(home / "hivebrain.db") as s:
         s.apply_events(corpus())
-    # The query vector the node's embedder would give: o1's.
+    # The node runs an embedder, and the query vector it gives is o1's.
+    (home / "node.json").write_text(json.dumps({"node": "n1", "embedder": {"backend": "local"}}))
+
+    async def embed_query(_settings: object, _query: str) -> tuple[str, bytes]:
+        return MODEL, basis(4)
+
     embedding = importlib.import_module("hivebrain.embedding")
-    monkeypatch.setattr(embedding, "embed_query", lambda _s, _q: (MODEL, basis(4)), raising=False)
+    monkeypatch.setattr(embedding, "embed_query", embed_query)
     return home
 
 
