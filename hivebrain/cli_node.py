@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from hivebrain.actors import ActorSetup, actors_for, read_stats
+from hivebrain.embedding import query_vector
 from hivebrain.embedding.config import DEFAULT_OLLAMA_URL, EmbedderConfig
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.projections import embedding_queries
 from hivebrain.projections.store import ProjectionStore
 
 from .brain import Brain
@@ -94,19 +96,42 @@ def up(
 async def _welcome(node: Node) -> None:
     assert node.bus is not None and node.store is not None and node.projector is not None
     brain = Brain(node.settings, node.bus, await node.bus.publisher())
+    store = node.store
     try:
-        if not node.store.search_memories("homelab recalls", limit=1):
+        if not store.search_memories("homelab recalls", limit=1):
             written = await brain.remember(MemoryStored(text=WELCOME, tags=("welcome",)))
             await node.projector.wait_for(EVENTS_STREAM, written.ack.seq)
             click.echo(f'$ hivebrain remember "{WELCOME}" --tag welcome')
             click.echo(f"remembered {written.event.entity}")
-        click.echo('$ hivebrain recall "what does every node recall?"')
-        for hit in node.store.search_memories("every node recall", limit=3):
-            click.echo(f"{hit.score:7.3f}  {hit.id}  {hit.text}")
+        question = "which machines share what they know?"  # no word in common with it
+        found, why = await query_vector(node.settings, question)
+        if found is not None:
+            await _vectors_applied(store, found[0])
+        result = store.recall(
+            question,
+            query_vector=found[1] if found else None,
+            model=found[0] if found else None,
+            limit=3,
+        )
+        click.echo(f'$ hivebrain recall "{question}"')
+        for hit in result.hits:
+            click.echo(f"{hit.score:7.3f}  {hit.kind:<7}  {hit.id}  {hit.text}")
+        if why or result.note:
+            click.echo(why or result.note)
         click.echo("In another terminal: .venv/bin/hivebrain remember / recall / stats --help")
     finally:
         await brain.publisher.close()
         brain.store.close()
+
+
+async def _vectors_applied(store: ProjectionStore, model: str, timeout: float = 30.0) -> None:
+    """Wait (a little) until every memory has its vector, so the first recall uses them."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        missing = embedding_queries.without_vector(store.connection, model, 1)
+        if not missing:
+            return
+        await asyncio.sleep(0.1)
 
 
 @cli.command()

@@ -278,3 +278,19 @@ def test_ctrl_c_stops_the_node_then_rebuild_gives_the_same_digest(
     assert cli.ok("projections", "digest").strip() == before
     assert recall_ids(cli, "survive", "--tag", "keep")
     assert not accepts_connections(cli.port)  # the rebuild's own server is stopped again
+
+
+def test_up_welcome_shows_recall_by_meaning(tmp_path: Path) -> None:
+    """The README's first command: the welcome memory is found by a question that shares no
+    word with it, through the local embedder `up` runs by default."""
+    process = NodeProcess(Cli(tmp_path / "home", free_port()), "--welcome", "--no-devices")
+    process.start()
+    try:
+        wait_until(lambda: "Ctrl-C stops it." in process.output(), "the welcome", timeout=60)
+        out = process.output()
+        recalled = out.split('$ hivebrain recall "which machines share what they know?"\n')[1]
+        first = recalled.splitlines()[0].split(maxsplit=3)
+        assert first[1] == "memory" and "every node of the homelab recalls" in first[3], out
+        assert "keyword search only" not in out
+    finally:
+        process.close()
