@@ -7,6 +7,8 @@ several agents is refused where one agent must be chosen (use the uuid).
 
 Memories name their agent by uuid. DEFAULT_AGENT ("default") is the agent of memories stored
 without one; it needs no record, though it may have one (to give it a working-memory policy).
+That record's id is DEFAULT_AGENT itself, so memories keep naming it "default" and every node
+that gives it a policy writes the same record.
 """
 
 from __future__ import annotations
@@ -59,9 +61,15 @@ class WorkingPolicy:
 
 
 async def create(
-    brain: Brain, name: str, description: str = "", policy: WorkingPolicy | None = None
+    brain: Brain,
+    name: str,
+    description: str = "",
+    policy: WorkingPolicy | None = None,
+    *,
+    entity: str | None = None,
 ) -> Written:
-    """Publish `agent.created` for a new uuid; refused when this node knows the name."""
+    """Publish `agent.created` for a new uuid (or `entity`); refused when this node knows the
+    name."""
     name = name.strip()
     if not name:
         raise ConfigError("an agent needs a name")
@@ -76,17 +84,17 @@ async def create(
         working_max_count=policy.max_count,
         consolidate_to=policy.to,
     )
-    return await brain.publish(payload, entity=new_id())
+    return await brain.publish(payload, entity=entity or new_id())
 
 
 async def set_policy(brain: Brain, ref: str, policy: WorkingPolicy, clear: bool = False) -> Written:
     """Publish the agent's record again with its working-memory policy changed (`clear`: back
-    to the built-in defaults first). DEFAULT_AGENT gets a record the first time."""
+    to the built-in defaults first). DEFAULT_AGENT gets a record the first time, with the id
+    DEFAULT_AGENT."""
     record = lookup(brain.store.connection, ref)
     if record is None:
-        return await create(
-            brain, DEFAULT_AGENT, "the agent of memories stored without one", policy
-        )
+        description = "the agent of memories stored without one"
+        return await create(brain, DEFAULT_AGENT, description, policy, entity=DEFAULT_AGENT)
     target = cast(ConsolidationTarget | None, record.consolidate_to)
     base = (
         WorkingPolicy()

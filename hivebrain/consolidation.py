@@ -94,7 +94,7 @@ def policy_of(record: AgentRecord | None, overrides: Overrides = Overrides()) ->
 @dataclass(frozen=True, slots=True)
 class Move:
     memory: str
-    agent: str  # the memory's agent value (uuid, or DEFAULT_AGENT)
+    agent: str  # the agent's uuid (or the memory's agent value when no record claims it)
     to: ConsolidationTarget
     reason: str
 
@@ -117,13 +117,22 @@ def plan(
         "SELECT m.agent, m.id, m.ts FROM memories m WHERE m.space = 'working' AND "
         f"{LIVE.format(r='m')} ORDER BY m.agent, m.ts DESC, m.id DESC"
     ).fetchall()
+    # Memories that name their agent by name (a program gave a plain name) count with the
+    # memories that name it by uuid: one agent, one policy, one max count.
+    records: dict[str, AgentRecord | None] = {}
     by_agent: dict[str, list[tuple[str, float]]] = {}
-    for agent, memory, ts in rows:
-        by_agent.setdefault(str(agent or DEFAULT_AGENT), []).append((str(memory), float(ts or 0)))
+    for value, memory, ts in rows:
+        value = str(value or DEFAULT_AGENT)
+        if value not in records:
+            records[value] = _record(conn, value)
+        record = records[value]
+        agent = record.id if record is not None else value
+        by_agent.setdefault(agent, []).append((str(memory), float(ts or 0)))
     moves: list[Move] = []
-    for agent, memories in by_agent.items():  # newest first
+    for agent, memories in by_agent.items():
         if agents is not None and agent not in agents:
             continue
+        memories.sort(key=lambda m: (m[1], m[0]), reverse=True)  # newest first
         policy = policy_of(_record(conn, agent), overrides)
         cutoff = now - policy.max_age
         old = f"consolidated: stored more than {format_duration(policy.max_age)} ago"

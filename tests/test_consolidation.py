@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hivebrain.agents import WorkingPolicy, resolve, set_policy
+from hivebrain.brain import Brain
 from hivebrain.consolidation import (
     DEFAULT_MAX_COUNT,
     Overrides,
@@ -19,8 +22,10 @@ from hivebrain.consolidation import (
 from hivebrain.errors import ConfigError
 from hivebrain.events import Event, Payload
 from hivebrain.events.agent import AgentCreated
-from hivebrain.events.memory import MemoryForgotten, MemoryMoved, MemoryStored
+from hivebrain.events.memory import DEFAULT_AGENT, MemoryForgotten, MemoryMoved, MemoryStored
+from hivebrain.node import Node
 from hivebrain.projections import ProjectionStore
+from hivebrain.projections.agent_queries import find
 
 DAY = 86400.0
 NOW = 100 * DAY
@@ -81,3 +86,44 @@ def test_durations() -> None:
         with pytest.raises(ConfigError, match="bad duration"):
             parse_duration(bad)
     assert policy_of(None).max_count == DEFAULT_MAX_COUNT
+
+
+def test_memories_naming_their_agent_by_name_count_with_its_uuid(tmp_path: Path) -> None:
+    with ProjectionStore(tmp_path / "p.db") as store:
+        store.apply_events(
+            [
+                ev(AgentCreated(name="planner", working_max_count=2), 1, PLANNER),
+                *[
+                    ev(MemoryStored(text=f"u{i}", agent=PLANNER, space="working"), 2 + i, f"u{i}")
+                    for i in range(2)
+                ],
+                ev(MemoryStored(text="n0", agent="planner", space="working"), 9, "n0", NOW - 5),
+            ]
+        )
+        moves = plan(store.connection, NOW)
+        assert [(m.memory, m.agent) for m in moves] == [("n0", PLANNER)]
+        assert plan(store.connection, NOW, agents=[PLANNER]) == moves
+
+
+async def test_the_default_agents_record_keeps_the_name_memories_hold(node: Node) -> None:
+    assert node.bus is not None
+    publisher = await node.bus.publisher()
+    brain = Brain(node.settings, node.bus, publisher)
+    try:
+        await brain.remember(MemoryStored(text="before the policy", space="working"))
+        first = await set_policy(brain, DEFAULT_AGENT, WorkingPolicy(max_count=1))
+        again = await set_policy(brain, DEFAULT_AGENT, WorkingPolicy(max_age=3600))
+        conn = brain.store.connection
+        # One record whatever node writes it, and memories keep saying "default".
+        assert first.event.entity == again.event.entity == DEFAULT_AGENT
+        assert [a.id for a in find(conn, DEFAULT_AGENT)] == [DEFAULT_AGENT]
+        assert resolve(conn, DEFAULT_AGENT) == DEFAULT_AGENT
+        after = await brain.remember(
+            MemoryStored(text="after the policy", agent=resolve(conn, "default"), space="working")
+        )
+        assert after.applied
+        moves = plan(conn, time.time())
+        assert [m.agent for m in moves] == [DEFAULT_AGENT] and len(moves) == 1
+    finally:
+        await publisher.close()
+        brain.store.close()
