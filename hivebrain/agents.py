@@ -50,6 +50,16 @@ def resolve(conn: sqlite3.Connection, ref: str) -> str:
     return DEFAULT_AGENT if record is None else record.id
 
 
+def resolve_plain(conn: sqlite3.Connection, ref: str) -> str:
+    """Like `resolve`, but a name no agent has yet is kept as it is (the MCP server lets a
+    program name its agent without creating it first). ConfigError when several agents have
+    that name."""
+    found = find(conn, ref)
+    if len(found) > 1:
+        lookup(conn, ref)  # raises, naming them
+    return found[0].id if found else ref
+
+
 @dataclass(frozen=True, slots=True)
 class WorkingPolicy:
     """An agent's working-memory policy as given on the command line (None: unchanged when

@@ -22,6 +22,7 @@ from hivebrain.embedding import query_vector
 from hivebrain.events.memory import SPACES, MemoryForgotten, MemoryMoved, MemoryStored, Space
 from hivebrain.events.subjects import EVENTS_STREAM
 
+from .agents import resolve_plain
 from .brain import Brain, Written
 from .config import Settings
 from .context import MAX_NAME, SessionContext
@@ -251,7 +252,7 @@ class MemoryTools:
         started = time.perf_counter()
         payload = MemoryStored(
             text=args.text,
-            agent=args.agent,
+            agent=resolve_plain(self.store.connection, args.agent),
             space=args.space,
             tags=tuple(args.tags),
             session=args.session,

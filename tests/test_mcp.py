@@ -148,6 +148,24 @@ async def test_store_recall_move_forget(cli: Cli, node: NodeProcess) -> None:
         assert message == f"memory_forget: no memory {memory!r} on this node"
 
 
+async def test_a_stored_memory_records_the_uuid_of_a_named_agent(
+    cli: Cli, node: NodeProcess
+) -> None:
+    uuid = cli.ok("agent", "create", "mcp-writer").strip()
+    async with mcp_session(cli) as session:
+        stored = await ok(
+            session, "memory_store", text="named agents keep uuids", agent="mcp-writer"
+        )
+        plain = await ok(
+            session, "memory_store", text="plain agents keep names", agent="nobody-yet"
+        )
+        found = await ok(session, "memory_recall", query="agents keep", mode="keyword", agent="*")
+    agents = {hit["id"]: hit["agent"] for hit in found["results"]}
+    assert agents == {stored["id"]: uuid, plain["id"]: "nobody-yet"}
+    listed = json.loads(cli.ok("--json", "memories", "list", "--agent", uuid))
+    assert [row["id"] for row in listed] == [stored["id"]]
+
+
 async def test_invalid_calls_are_one_line_errors_and_the_server_stays_up(
     cli: Cli, node: NodeProcess
 ) -> None:
