@@ -27,7 +27,9 @@ NODE = "bench"
 
 @dataclass
 class Figure:
-    """One row of the table. `higher_is_better` decides how the target is checked."""
+    """One row of the table. `higher_is_better` decides how the target is checked. With
+    `peer` set, `baseline` is that peer library's figure on the same workload, and the row
+    goes into the peer table (ratio peer / hivebrain)."""
 
     metric: str
     unit: str
@@ -36,10 +38,15 @@ class Figure:
     target: float | None
     higher_is_better: bool
     notes: dict[str, Any] = field(default_factory=dict)
+    peer: str | None = None
 
     @property
     def ratio(self) -> float:
         return self.hivebrain / self.baseline if self.baseline else float("nan")
+
+    @property
+    def peer_ratio(self) -> float:
+        return self.baseline / self.hivebrain if self.hivebrain else float("nan")
 
     @property
     def met(self) -> bool | None:
@@ -50,6 +57,16 @@ class Figure:
         return self.hivebrain <= self.target
 
     def as_dict(self) -> dict[str, Any]:
+        if self.peer is not None:
+            return {
+                "metric": self.metric,
+                "unit": self.unit,
+                "peer": self.peer,
+                "hivebrain": self.hivebrain,
+                "peer_value": self.baseline,
+                "peer_over_hivebrain": self.peer_ratio,
+                "notes": self.notes,
+            }
         return {
             "metric": self.metric,
             "unit": self.unit,
@@ -72,6 +89,10 @@ class Sizes:
     catchup: int
     embed: int = 2_000
     searchable: int = 200
+    hybrid: tuple[int, ...] = (10_000, 100_000)
+    hybrid_queries: int = 300
+    peers: int = 100_000
+    peer_queries: int = 200
 
 
 FULL = Sizes(
@@ -82,6 +103,10 @@ FULL = Sizes(
     catchup=100_000,
     embed=2_000,
     searchable=200,
+    hybrid=(10_000, 100_000),
+    hybrid_queries=300,
+    peers=100_000,
+    peer_queries=200,
 )
 QUICK = Sizes(
     publish=20_000,
@@ -91,6 +116,10 @@ QUICK = Sizes(
     catchup=5_000,
     embed=300,
     searchable=30,
+    hybrid=(10_000,),
+    hybrid_queries=100,
+    peers=2_000,
+    peer_queries=50,
 )
 
 

@@ -25,10 +25,20 @@ import click
 from hivebrain.logs import configure
 from hivebrain.natsserver import find_binary
 
-from . import catchup, embed, mcp, publish, rebuild, recall, searchable
+from . import catchup, embed, hybrid, mcp, peers, publish, rebuild, recall, searchable
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say
 
-BENCHMARKS = ("publish", "rebuild", "recall", "catchup", "embed", "searchable", "mcp")
+BENCHMARKS = (
+    "publish",
+    "rebuild",
+    "recall",
+    "catchup",
+    "embed",
+    "searchable",
+    "mcp",
+    "hybrid",
+    "peers",
+)
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -75,6 +85,12 @@ async def measure(sizes: Sizes, only: tuple[str, ...]) -> list[Figure]:
     if "mcp" in only:
         with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("mcp"):
             figures += await mcp.run(Path(tmp), sizes.recall_memories, sizes.recall_queries)
+    if "hybrid" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("hybrid"):
+            figures += hybrid.run(Path(tmp), sizes.hybrid, sizes.hybrid_queries)
+    if "peers" in only:
+        with tempfile.TemporaryDirectory(prefix="hivebrain-bench-") as tmp, phase("peers"):
+            figures += peers.run(Path(tmp), sizes.peers, sizes.peer_queries)
     return figures
 
 
@@ -83,10 +99,21 @@ def _number(value: float, unit: str) -> str:
         return f"{value:.2f} ms"
     if unit == "s":
         return "timed out" if value == float("inf") else f"{value:.1f} s"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    if unit == "fraction":
+        return f"{value:.3f}"
     return f"{value:,.0f}/s"
 
 
-def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float) -> str:
+def table(
+    figures: list[Figure],
+    info: dict[str, str],
+    mode: str,
+    seconds: float,
+    notes: list[str] | None = None,
+) -> str:
+    notes = notes or []
     lines = [
         f"# hivebrain bench ({mode})",
         "",
@@ -98,7 +125,7 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "| metric | hivebrain | baseline | ratio | target |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    for f in figures:
+    for f in (f for f in figures if f.peer is None):
         if f.target is None:
             target = "-"
         else:
@@ -121,9 +148,32 @@ def table(figures: list[Figure], info: dict[str, str], mode: str, seconds: float
         "write-to-searchable = from the same publish until the memory is keyword-searchable "
         "(applied by the projection); "
         "mcp = the same store (`Brain.publish_acked`, until the JetStream ack) and recall "
-        "(`ProjectionStore.recall`) called in process, without MCP.",
+        "(`ProjectionStore.recall`) called in process, without MCP; "
+        "keyword/vector/hybrid recall = bare FTS5 as for recall / numpy exact search "
+        "(matrix product, argpartition top 10) / the sum of both per query, same memories, "
+        "vectors and queries; node RSS = the same process before it opened the store.",
     ]
+    lines += _peer_table(figures, notes)
     return "\n".join(lines) + "\n"
+
+
+def _peer_table(figures: list[Figure], notes: list[str]) -> list[str]:
+    rows = [f for f in figures if f.peer is not None]
+    if not rows and not notes:
+        return []
+    lines = [
+        "",
+        "Peer libraries, same texts, vectors and queries (`bench/peers.py`):",
+        "",
+        "| peer | metric | hivebrain | peer | peer / hivebrain |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for f in rows:
+        lines.append(
+            f"| {f.peer} | {f.metric} | {_number(f.hivebrain, f.unit)} "
+            f"| {_number(f.baseline, f.unit)} | {f.peer_ratio:.2f} |"
+        )
+    return lines + [f"\n{note}" for note in notes]
 
 
 @click.command()
@@ -149,7 +199,7 @@ def main(quick: bool, json_path: Path | None, only: tuple[str, ...], table_path:
     started = time.perf_counter()
     figures = asyncio.run(measure(sizes, selected))
     seconds = time.perf_counter() - started
-    text = table(figures, info, mode, seconds)
+    text = table(figures, info, mode, seconds, peers.not_installed())
     click.echo(text)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     table_path.write_text(text)
@@ -160,6 +210,7 @@ def main(quick: bool, json_path: Path | None, only: tuple[str, ...], table_path:
             "machine": info,
             "seconds": seconds,
             "figures": [f.as_dict() for f in figures],
+            "notes": peers.not_installed(),
         }
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     if not all(f.met is not False for f in figures):
