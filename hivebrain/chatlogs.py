@@ -21,8 +21,10 @@ name and the turn's content. A second import of the same file finds every event 
 publishes nothing (JetStream's `Nats-Msg-Id` duplicate window and the projection's event-id
 check catch a repeat that gets through anyway); a log that grew publishes its new turns only;
 a turn whose content changed is stored again under the same memory id (the later write wins).
-The node's name is part of event ids so that the same file imported on two nodes gives two
-events per turn, each stamped by its own author, that merge into the same single memory.
+The node's name is part of event ids so that the same file imported on two nodes while they
+are apart gives two events per turn, each stamped by its own author, that merge into the same
+single memory. A node that already holds a turn as another node imported it publishes nothing
+for it, so the turn keeps its place in its session and its interaction is logged once.
 Timestamps without a zone are read as UTC, so every node derives the same ids.
 """
 
@@ -285,6 +287,17 @@ class ChatImporter:
         self._agents[name] = value
         return value
 
+    def _holds(self, entity: str, turn: Turn, agent: str) -> bool:
+        """Whether this node holds the turn's memory as it is, written by another node's
+        import (with that node's event ids): storing it again would give the memory a later
+        stamp, moving it after newer turns of its session, and log its interaction twice."""
+        row = self.conn.execute(
+            "SELECT user_message, response, agent FROM memories "
+            "WHERE id = ? AND stored_event != ''",
+            (entity,),
+        ).fetchone()
+        return row is not None and tuple(row) == (turn.user_message, turn.response, agent)
+
     async def import_file(self, path: Path) -> None:
         log = read_chatlog(path)
         if isinstance(log, str):
@@ -308,6 +321,9 @@ class ChatImporter:
                 self.summary.unchanged += 1
                 continue
             agent = await self._agent_of(turn.agent)
+            if self._holds(entity, turn, agent):
+                self.summary.unchanged += 1
+                continue
             at = turn.at or created
             ts = at.timestamp() if at is not None else 0.0
             if turn.user_message is not None and turn.response is not None:

@@ -6,6 +6,7 @@ nodes consolidating at once end in the same state."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from hive import Hive, wait_until
 
 from hivebrain.agents import WorkingPolicy, create, set_policy
 from hivebrain.brain import Brain
+from hivebrain.chatlogs import ChatImporter, ImportSummary
 from hivebrain.consolidation import plan, publish_moves
 from hivebrain.events.memory import MemoryStored
 from hivebrain.link import SILENCE_S
@@ -192,3 +194,46 @@ async def test_two_nodes_consolidating_at_once_end_in_the_same_state(hive: Hive)
             long_term = {h.id for h in s.list_memories(agent="planner", space="long_term")}
             assert working == set(written[5:]) and long_term == set(written[:5])
             assert plan(s.connection, time.time()) == []  # a second run has nothing to do
+
+
+async def test_a_chat_log_imported_on_both_nodes_stays_one_copy_in_order(
+    hive: Hive, tmp_path: Path
+) -> None:
+    path = tmp_path / "chat.json"
+    messages = [
+        {"role": role, "content": f"{role} {n}", "agent": "Helper" if role == "assistant" else None}
+        for n in range(2)
+        for role in ("user", "assistant")
+    ]
+    path.write_text(json.dumps({"id": "chat-x", "messages": messages}))
+
+    def turns(s: ProjectionStore) -> list[str | None]:
+        return [
+            t.user_message for t in history(s.connection, "chat-x", Filters(all_agents=True), 10)
+        ]
+
+    def interactions(s: ProjectionStore) -> int:
+        row = s.connection.execute("SELECT count(*) FROM interactions WHERE session = 'chat-x'")
+        return int(row.fetchone()[0])
+
+    async def import_on(brain: Brain) -> ImportSummary:
+        importer = ChatImporter(brain)
+        try:
+            await importer.import_file(path)
+            return await importer.finish()
+        finally:
+            importer.close()
+
+    async with brain_of(hive.nodes["hub"]) as hub, brain_of(hive.nodes["leaf1"]) as leaf:
+        assert (await import_on(hub)).turns == 2
+        await both(hive, lambda s: len(turns(s)) == 2 and interactions(s) == 2)
+        # The session goes on on the leaf, which then imports the same log.
+        turn = MemoryStored(user_message="user 2", response="later", session="chat-x")
+        await leaf.remember(turn)
+        await both(hive, lambda s: len(turns(s)) == 3)
+        again = await import_on(leaf)
+        assert (again.turns, again.unchanged, again.interactions, again.events) == (0, 2, 0, 0)
+        await both(hive, lambda s: len(turns(s)) == 3)
+    for node in hive.nodes.values():
+        assert turns(store(node)) == ["user 0", "user 1", "user 2"]
+        assert interactions(store(node)) == 2
