@@ -209,7 +209,10 @@ class _Bucket:
         headers = msg.headers or {}
         if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             return None
-        return _decode(shown, msg.data, self.node)
+        entry = _decode(shown, msg.data, self.node)
+        if entry is not None and entry.ttl and entry.expires_at <= time.time():
+            return None  # past its TTL: the server removes it soon, it is gone already
+        return entry
 
     async def keys(self, prefix: str) -> list[str]:
         """Keys (escaped, without the bucket's prefix) under `prefix.`, deleted ones included."""

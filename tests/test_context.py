@@ -4,6 +4,7 @@ round trips, escaping of odd names, clearing, and expiry by TTL (short TTLs, pol
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -101,6 +102,15 @@ async def test_context_entries_expire_by_their_ttl(bus: Bus) -> None:
 
     await eventually(expired, "the 1 s entry to expire")
     assert [e.key for e in await context.list("s")] == ["long"]
+
+
+async def test_an_entry_past_its_ttl_is_not_returned(bus: Bus) -> None:
+    context = await SessionContext(bus, "n1").open()
+    # Written 10 s ago with a TTL of 5 s, and not yet removed by the server.
+    body = {"value": "stale", "node": "n1", "at": time.time() - 10, "ttl": 5}
+    await bus.js.publish(f"$KV.{CONTEXT_BUCKET}.s.stale", json.dumps(body).encode(), msg_ttl=3600)
+    assert await context.get("s", "stale") is None
+    assert await context.list("s") == []
 
 
 async def test_tool_cache_hits_misses_and_expiry(bus: Bus) -> None:
