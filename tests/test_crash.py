@@ -76,8 +76,9 @@ async def publish_all(bus: Bus, events: list[Event], sent: list[int]) -> list[Ac
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    # Without the device registry: the stream then holds exactly the test's events.
-    process = NodeProcess(Cli(tmp_path / "home", free_port()), "--no-devices")
+    # Without the device registry and the embedder: the stream then holds exactly the test's
+    # events.
+    process = NodeProcess(Cli(tmp_path / "home", free_port()), "--no-devices", "--embedder", "none")
     yield process
     process.close()
 
