@@ -4,6 +4,7 @@ file, never over bench/results)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADER = "| metric | hivebrain | baseline | ratio | target |"
 
 
-def bench(tmp_path: Path, *args: str, timeout: float) -> tuple[str, dict[str, object]]:
+def bench(
+    tmp_path: Path, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, object]]:
     report, table = tmp_path / "bench.json", tmp_path / "bench.md"
     command = [sys.executable, "-m", "bench.run", "--quick", "--json", str(report)]
     out = subprocess.run(
@@ -23,6 +26,7 @@ def bench(tmp_path: Path, *args: str, timeout: float) -> tuple[str, dict[str, ob
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert HEADER in out.stdout
@@ -44,6 +48,38 @@ def test_bench_quick_mcp_prints_a_table(tmp_path: Path) -> None:
     assert isinstance(figures, list) and all(f["notes"]["hits_mcp"] > 0 for f in figures)
 
 
+def test_bench_quick_hybrid_prints_its_rows(tmp_path: Path) -> None:
+    stdout, report = bench(tmp_path, "--only", "hybrid", timeout=180)
+    for mode in ("keyword", "vector", "hybrid"):
+        for q in (50, 99):
+            assert f"| {mode} recall p{q} (10,000 memories with vectors, 100 queries) |" in stdout
+    assert "| vector recall@10 vs numpy exact (10,000 memories, 100 queries) |" in stdout
+    assert "| node RSS, 10,000-memory store open after 100 hybrid recalls " in stdout
+    figures = report["figures"]
+    assert isinstance(figures, list)
+    at_10 = next(f for f in figures if f["metric"].startswith("vector recall@10"))
+    assert at_10["hivebrain"] >= 0.95
+    hybrid = next(f for f in figures if f["metric"].startswith("hybrid recall p50"))
+    assert hybrid["notes"]["hits"]["hybrid"] == 10 * 100
+
+
+def test_bench_peers_not_installed_are_named_and_skipped(tmp_path: Path) -> None:
+    """Without the `bench` extra (here: each peer's import fails), the runner names the
+    missing peers with the install command and still prints the rest of the table."""
+    hidden = tmp_path / "hidden"
+    for package in ("chromadb", "agentrecall"):
+        (hidden / package).mkdir(parents=True)
+        (hidden / package / "__init__.py").write_text(f"raise ImportError('no {package} here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), str(ROOT)])}
+    stdout, report = bench(tmp_path, "--only", "recall", "--only", "peers", timeout=180, env=env)
+    for peer in ("chromadb", "agentrecall-db"):
+        assert f"peer {peer} not installed: pip install -e '.[bench]'" in stdout
+    assert "| recall p50 (10,000 memories, 200 queries) |" in stdout
+    figures = report["figures"]
+    assert isinstance(figures, list)
+    assert not any(f.get("peer") for f in figures)
+
+
 @pytest.mark.slow
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     stdout, report = bench(tmp_path, timeout=300)
@@ -55,6 +91,8 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
         "| local embed, short texts ",
         "| write-to-searchable p99 (vector) ",
         "| mcp memory_recall p50 ",
+        "| hybrid recall p50 ",
+        "| vector recall@10 vs numpy exact ",
     )
     for row in rows:
         assert row in stdout
