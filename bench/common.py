@@ -91,7 +91,7 @@ class Sizes:
     searchable: int = 200
     hybrid: tuple[int, ...] = (10_000, 100_000)
     hybrid_queries: int = 300
-    peers: int = 100_000
+    peers: int = 25_000
     peer_queries: int = 200
 
 
@@ -105,7 +105,7 @@ FULL = Sizes(
     searchable=200,
     hybrid=(10_000, 100_000),
     hybrid_queries=300,
-    peers=100_000,
+    peers=25_000,
     peer_queries=200,
 )
 QUICK = Sizes(
