@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 
-from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, ROOT
+from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, ROOT
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 
 from .bus import Bus, RawMessage
@@ -54,6 +55,8 @@ class Projector:
         self._subs: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # During `replay`, batches leave the keyword index for one pass at the end.
+        self._finish_batches = True
         # The highest own EVENTS sequence seen in HIVE (from its Nats-Stream-Source header).
         self._own_prefix = f"{ROOT}.{node}." if node else None
         self.own_sourced = 0
@@ -61,6 +64,8 @@ class Projector:
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
 
     async def start(self) -> None:
+        # Index what an interrupted replay left unindexed (nothing, usually: cheap).
+        await self._run(self._store.finish_pending)
         for stream in self._streams:
             self.positions[stream] = await self._run(self._store.position, stream)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
@@ -119,7 +124,12 @@ class Projector:
     async def replay(self, progress: Progress | None = None) -> None:
         """Rebuild path, instead of `start`: apply HIVE up to its last message, then only the
         part of EVENTS that HIVE has not sourced yet, so each event is read once. `progress`
-        receives increments adding up to the two streams' last sequences."""
+        receives increments adding up to the two streams' last sequences.
+
+        Batches leave the keyword index to one pass at the end (`finish_pending`): memories
+        are searchable by keyword once `replay` returns. Should a replay stop half-way, the
+        rows it committed are indexed by the next `start` or `replay`."""
+        self._finish_batches = False
         for stream in self._streams:
             self.positions[stream] = await self._run(self._store.position, stream)
             if progress is not None and self.positions[stream]:
@@ -135,6 +145,10 @@ class Projector:
                 await self._run(self._store.advance, EVENTS_STREAM, skip)
                 self.positions[EVENTS_STREAM] = skip
             await self._drain(EVENTS_STREAM, progress)
+        # The writer runs one call at a time, in order: every batch handed to it before this
+        # line is applied before `finish_pending` runs; later ones finish themselves.
+        self._finish_batches = True
+        await self._run(self._store.finish_pending)
 
     async def _drain(self, stream: str, progress: Progress | None) -> None:
         """Apply `stream` from its position up to its last sequence at the time of the call."""
@@ -169,7 +183,9 @@ class Projector:
             and msg.subject.startswith(self._own_prefix)
         ):
             self._note_source(msg)
-        self._buffer.append(Delivery(msg.stream, msg.seq, msg.data, msg.msg_id, msg.subject))
+        self._buffer.append(
+            Delivery(msg.stream, msg.seq, msg.data, msg.headers.get(H_MSG_ID), msg.subject)
+        )
         self._wake.set()
         if len(self._buffer) >= self._high_water:
             self._room.clear()
@@ -188,7 +204,8 @@ class Projector:
 
     async def _apply(self, batch: list[Delivery]) -> None:
         try:
-            result = await self._run(self._store.apply_batch, batch)
+            apply = functools.partial(self._store.apply_batch, batch, finish=self._finish_batches)
+            result = await self._run(apply)
         except Exception:
             # The batch is not committed; positions are unchanged. Put it back and retry;
             # when stopping, leave it: it is read again from the stream on the next start.

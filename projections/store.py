@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
@@ -74,9 +75,8 @@ def check_author(event: Event, subject: str) -> None:
         raise InvalidEvent(f"stored under {subject} but the event says {expected}")
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message as read from a JetStream stream."""
+class Delivery(NamedTuple):
+    """One message as read from a JetStream stream (a tuple: one is made per message)."""
 
     stream: str  # "EVENTS" or "HIVE"
     seq: int  # stream sequence
@@ -122,6 +122,7 @@ class ProjectionStore:
         except sqlite_errors() as exc:
             self._conn.close()
             raise ProjectionError(f"cannot prepare projection database {path}: {exc}") from None
+        self._finish = True
         db = None if str(path) == ":memory:" else self.path
         self.vectors = VectorSearch(self._conn, db, threshold=vector_threshold)
 
@@ -141,13 +142,33 @@ class ProjectionStore:
         except sqlite_errors() as exc:
             raise ProjectionError(f"projection write failed: {exc}") from None
 
-    def apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
+    def apply_batch(self, deliveries: Sequence[Delivery], *, finish: bool = True) -> BatchResult:
         """Apply stream deliveries in one transaction, recording positions and dead letters.
 
         A delivery whose `Nats-Msg-Id` (= event id) is already applied, or repeated in the
         batch (the same event read from EVENTS and from HIVE), is counted as a duplicate
         without being decoded.
+
+        `finish=False` leaves the projections' end-of-batch work (the keyword index of new
+        memories) for a later `finish_pending`: a replay indexes everything once at its end,
+        which is cheaper than after every batch and spares the index every change made to a
+        memory before it is indexed. Rows, positions and the clock commit as usual.
         """
+        self._finish = finish
+        try:
+            return self._apply_batch(deliveries)
+        finally:
+            self._finish = True
+
+    def finish_pending(self) -> None:
+        """Run every projection's end-of-batch work now, in its own transaction: what batches
+        applied with `finish=False` left (idempotent; cheap when nothing is left)."""
+        with self._transaction() as conn:
+            for projection in PROJECTIONS:
+                if projection.finish is not None:
+                    projection.finish(conn)
+
+    def _apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
         result = BatchResult()
         with self._transaction() as conn:
             positions = dict(conn.execute("SELECT stream, seq FROM positions").fetchall())
@@ -289,7 +310,7 @@ class ProjectionStore:
                 apply(conn, group)
                 touched[OWNERS[cls].name] = OWNERS[cls]
         for projection in touched.values():
-            if projection.finish is not None:
+            if self._finish and projection.finish is not None:
                 projection.finish(conn)
         conn.execute(OBSERVE_SQL, (result.max_lamport,))
 

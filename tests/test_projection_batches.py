@@ -161,3 +161,20 @@ async def test_async_connection_reads_the_same_file(tmp_path: Path) -> None:
         row = await cursor.fetchone()
     assert row is not None and row[0] == 1
     store.close()
+
+
+def test_batches_left_unfinished_are_indexed_by_finish_pending(tmp_path: Path) -> None:
+    """A replay applies batches with `finish=False` and indexes keywords once at its end."""
+    store = ProjectionStore(tmp_path / "p.db")
+    events = [
+        Event.new(MemoryStored(text=f"pump number {i}"), node="n1", lamport=i + 1) for i in range(3)
+    ]
+    store.apply_batch(deliveries(events[:2]), finish=False)
+    assert store.search_memories("pump", all_agents=True) == []
+    digest = store.digest()
+    store.finish_pending()
+    assert len(store.search_memories("pump", all_agents=True)) == 2
+    assert store.digest() == digest  # the index is derived: not part of the state
+    store.finish_pending()  # nothing left: changes nothing
+    store.apply_batch(deliveries(events[2:], first_seq=3))
+    assert len(store.search_memories("pump", all_agents=True)) == 3

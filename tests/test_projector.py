@@ -74,6 +74,20 @@ def mixed_events(seed: int, memories: int = 800) -> list[Event]:
     return stored + [event(payload, entity) for payload, entity in later]
 
 
+def keyword_hits(store: ProjectionStore) -> dict[tuple[str, bool], list[str]]:
+    """The memories each keyword finds, live ones and forgotten ones included."""
+    return {
+        (word, forgotten): sorted(
+            hit.id
+            for hit in store.search_memories(
+                word, limit=10_000, all_agents=True, include_forgotten=forgotten
+            )
+        )
+        for word in ("cats", "pumps", "tides", "gpus", "edited")
+        for forgotten in (False, True)
+    }
+
+
 async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_path: Path) -> None:
     assert node.bus is not None and node.store is not None and node.projector is not None
     events = mixed_events(seed=7)
@@ -99,6 +113,8 @@ async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_pat
     with ProjectionStore(tmp_path / "fresh.db") as fresh:
         assert fresh.apply_events(events) == count
         assert fresh.digest() == live
+    searchable = keyword_hits(node.store)
+    assert searchable[("edited", False)] and searchable[("cats", True)]
 
     # Throw the projection away and replay the streams with a fresh projector; small batches and
     # a low high-water mark make the subscriptions stall and resume many times.
@@ -115,6 +131,8 @@ async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_pat
     assert (replay.totals.applied, replay.totals.duplicates, replay.totals.dead) == (count, 0, 0)
     assert node.store.position(EVENTS_STREAM) == node.store.position(HIVE_STREAM) == last
     assert node.store.digest() == live
+    # The replay indexes keywords once at its end: the same memories are found as live.
+    assert keyword_hits(node.store) == searchable
 
 
 async def test_projector_resumes_from_stored_positions(node: Node) -> None:
