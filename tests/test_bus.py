@@ -10,7 +10,7 @@ from hivebrain.bus import Bus, RawMessage, connect
 from hivebrain.errors import NotConnected, PublishTimeout
 from hivebrain.events import Event, decode
 from hivebrain.events.memory import MemoryStored
-from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, headers, subject
 from hivebrain.natsserver import NatsServer, free_port
 
 
@@ -44,6 +44,30 @@ async def test_publish_acks_and_hive_sources_events(bus: Bus) -> None:
     assert [decode(m.data) for m in hive] == events
     assert hive[0].msg_id == events[0].event_id
     assert hive[0].headers["Hive-Type"] == "memory.stored"
+    await publisher.close()
+
+
+async def test_published_headers_are_the_events_headers(bus: Bus) -> None:
+    publisher = await bus.publisher()
+    events = [_event(i) for i in range(3)]
+    for event in events:
+        await publisher.publish_wait(event)
+    await publisher.close()
+    got = await _read(bus, EVENTS_STREAM, 1, 3)
+    assert [m.headers for m in got] == [headers(e) for e in events]
+    assert [m.subject for m in got] == [subject(e) for e in events]
+
+
+async def test_publisher_bounds_events_in_flight(bus: Bus) -> None:
+    publisher = await bus.publisher(max_in_flight=8)
+    events = [_event(i) for i in range(200)]
+    futures = [await publisher.publish(e) for e in events]
+    futures[5].cancel()  # a caller that gives up on its ack still frees its room
+    await publisher.flush()
+    acks = [await f for i, f in enumerate(futures) if i != 5]
+    assert sorted(a.seq for a in acks) == [s for s in range(1, 201) if s != 6]
+    more = [await publisher.publish(_event(i)) for i in range(200, 220)]
+    assert [(await f).seq for f in more] == list(range(201, 221))
     await publisher.close()
 
 

@@ -430,3 +430,15 @@ def test_payload_constraints(name: str, fields: dict[str, Any]) -> None:
 def test_event_error_tree() -> None:
     assert issubclass(InvalidEvent, EventError)
     assert issubclass(UnknownEventType, EventError)
+
+
+def test_new_ids_are_unique_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hivebrain.events.envelope import TOKEN_RE, new_id
+
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: [new_id() for _ in range(5000)], range(4)))
+    ids = [i for batch in batches for i in batch]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and TOKEN_RE.fullmatch(i) for i in ids)
