@@ -24,7 +24,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
 
 @pytest.fixture(scope="module")
 def node(cli: Cli) -> Iterator[NodeProcess]:
-    process = NodeProcess(cli)
+    process = NodeProcess(cli, "--embedder", "none")  # keyword recall is all these need
     process.start()
     yield process
     process.close()
