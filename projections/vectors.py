@@ -3,30 +3,31 @@
 Vectors are float32 little-endian blobs (see `events/embedding.py`); distance is cosine
 distance (1 - cosine similarity), lower is nearer.
 
-Exact search scans the model's stored blobs with sqlite-vec's `vec_distance_cosine`. Chosen
-by measurement against a `vec0` virtual table kept in step (dim 384, random vectors, top-10,
-30 queries, 2-core machine, `spikes/vectors/exact.py`):
+Every search takes candidates from an in-memory index of the model's vectors, then ranks them
+exactly on the stored blobs with sqlite-vec's `vec_distance_cosine`, applying the filters
+(agent, space, tags, node, time, liveness) in the same SQL; when the filters leave too few, the
+candidate count grows, and in the end the exact scan of every blob answers (also what
+`exact=True` asks for).
 
-    vectors   scan of blobs (p50 / max)   vec0 KNN (p50 / max)   vec0 insert
-    10,000    10.3 / 14.2 ms              6.4 / 11.1 ms          0.11 s
-    100,000   146.9 / 172.8 ms            62.9 / 88.4 ms         1.57 s
-
-vec0 is about twice as fast but is a second copy of every vector (written at every apply and
-rebuild), one table per dimension, and it cannot apply our filters (agent, space, tags, ...)
-inside its KNN. The scan only runs up to `threshold` vectors (about 20 ms at 20,000) and on
-the few hundred candidates of the ANN index (well under a millisecond), so the scan wins.
+Up to `threshold` vectors (default 20,000, at most 30 MB of 384-d floats) the index is flat: a
+numpy matrix of unit rows, built from the table on first use and following
+`embedding_changes`, whose candidates are exact (one matrix product). It replaced a scan of
+the blobs in SQL, which reads every row through SQLite each query: over 10,000 clustered 384-d
+vectors (`bench.hybrid` data, 2 shared cores under load) vector search went from ~35 ms to
+~3-5 ms. A sqlite-vec `vec0` table was measured too (`spikes/vectors/exact.py`: 6.4 ms p50 at
+10,000, 62.9 ms at 100,000) and left out: a second copy of every vector on disk, written at
+every apply and rebuild, one table per dimension, and no filters inside its KNN.
 
 Above `threshold` vectors (default 20,000) a model gets an hnswlib index (space `cosine`,
 `M` = 16, `ef_construction` = 100, query `ef` = max(128, candidates)); its labels are the
 `embeddings` rowids. Its `limit * 4` candidates are re-ranked exactly on the stored vectors,
-with the filters, before the top `limit` are returned; when the filters leave too few, the
-candidate count grows, then the exact scan answers. Measured on 100,000 clustered 384-d
+with the filters, before the top `limit` are returned. Measured on 100,000 clustered 384-d
 vectors (500 Gaussian clusters, as embeddings cluster; `spikes/vectors/params.py`): build
 19.5 s on 2 cores, recall@10 of 40 re-ranked candidates 0.9925 at ef 64, 0.9995 at ef 128,
 0.2 ms per query. Isotropic Gaussian noise, which has no neighbours to speak of, is the worst
 case: 0.46 at ef 256 even with `M` = 32 and `ef_construction` = 200.
 
-The index is node-local derived state, like the FTS indexes: not in the digest, persisted next
+The hnswlib index is node-local derived state, like the FTS indexes: not in the digest, persisted next
 to the database as `<db>.<model>.hnsw` with `<db>.<model>.hnsw.json` (model, dim, element
 count, highest rowid, and its position in `embedding_changes`, the log of rows written to
 `embeddings`). It is loaded on open when consistent with the database, rebuilt when missing
@@ -145,6 +146,77 @@ def remove_index_files(db: Path) -> None:
             path.unlink()
 
 
+def _changed(
+    conn: sqlite3.Connection, model: str, dim: int, after: int, head: int
+) -> list[tuple[int, bytes]]:
+    """(rowid, vector) of the model's rows written between log positions `after` and `head`."""
+    return conn.execute(
+        "SELECT e.rowid, e.vector FROM embedding_changes l JOIN embeddings e "
+        "ON e.rowid = l.row WHERE l.seq > ? AND l.seq <= ? AND l.model = ? AND e.dim = ? "
+        "GROUP BY e.rowid",
+        (after, head, model, dim),
+    ).fetchall()
+
+
+def _first_dim(conn: sqlite3.Connection, model: str) -> int:
+    row = conn.execute(
+        "SELECT dim FROM embeddings WHERE model = ? ORDER BY rowid LIMIT 1", (model,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class FlatIndex:
+    """Every vector of one model in a numpy matrix (unit rows), in step with
+    `embedding_changes`: exact candidates by one matrix product, for models at or below the
+    threshold (20,000 x 384 floats: 30 MB). Node-local and in memory only; built on first use
+    from the table (a few tens of milliseconds)."""
+
+    def __init__(self, conn: sqlite3.Connection, model: str) -> None:
+        self.conn, self.model = conn, model
+        self.dim = _first_dim(conn, model)
+        self.rows = np.empty((0, max(self.dim, 1)), dtype=np.float32)
+        self.rowids = np.empty(0, dtype=np.int64)
+        self._where: dict[int, int] = {}  # rowid -> row of the matrix
+        self.count = 0
+        self.position = 0
+
+    def sync(self, head: int) -> None:
+        if head == self.position:
+            return
+        changed = _changed(self.conn, self.model, self.dim, self.position, head)
+        if changed:
+            vectors = np.frombuffer(b"".join(v for _, v in changed), dtype="<f4")
+            vectors = _unit(vectors.reshape(-1, self.dim))
+            fresh = [i for i, (r, _) in enumerate(changed) if r not in self._where]
+            for i, (rowid, _) in enumerate(changed):
+                if rowid in self._where:
+                    self.rows[self._where[rowid]] = vectors[i]
+            if fresh:
+                start = self.count
+                self.rows = np.concatenate([self.rows[:start], vectors[fresh]])
+                self.rowids = np.concatenate(
+                    [self.rowids[:start], np.array([changed[i][0] for i in fresh], np.int64)]
+                )
+                for offset, i in enumerate(fresh):
+                    self._where[changed[i][0]] = start + offset
+                self.count += len(fresh)
+        self.position = head
+
+    def candidates(self, query: np.ndarray, n: int) -> list[int]:
+        n = min(n, self.count)
+        if n < 1:
+            return []
+        scores = self.rows[: self.count] @ _unit(query.astype(np.float32)).reshape(-1)
+        top = np.argpartition(-scores, n - 1)[:n] if n < self.count else np.arange(self.count)
+        return [int(r) for r in self.rowids[top]]
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    out: np.ndarray = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return out
+
+
 class AnnIndex:
     """The hnswlib index of one model's vectors, kept in step with `embedding_changes`."""
 
@@ -167,12 +239,7 @@ class AnnIndex:
             return
         if head == self.position:
             return
-        rows = self.conn.execute(
-            "SELECT e.rowid, e.vector FROM embedding_changes l JOIN embeddings e "
-            "ON e.rowid = l.row WHERE l.seq > ? AND l.seq <= ? AND l.model = ? AND e.dim = ? "
-            "GROUP BY e.rowid",
-            (self.position, head, self.model, self.dim),
-        ).fetchall()
+        rows = _changed(self.conn, self.model, self.dim, self.position, head)
         fresh = [(r, v) for r, v in rows if r > self.max_rowid]
         self._add(rows)
         self.count += len(fresh)
@@ -304,8 +371,7 @@ class VectorSearch:
     ) -> None:
         self.conn, self.db, self.threshold = conn, db, threshold
         self._loaded = False
-        self._indexes: dict[str, AnnIndex] = {}
-        self._small: dict[str, int] = {}  # model -> log position at which it was below
+        self._indexes: dict[str, AnnIndex | FlatIndex] = {}
 
     def _ready(self) -> None:
         if not self._loaded:
@@ -324,23 +390,23 @@ class VectorSearch:
         row = self.conn.execute("SELECT 1 FROM embeddings WHERE model = ? LIMIT 1", (model,))
         return row.fetchone() is not None
 
-    def index(self, model: str) -> AnnIndex | None:
-        """The model's ANN index, in step with the table, or None below the threshold."""
+    def index(self, model: str) -> AnnIndex | FlatIndex:
+        """The model's index, in step with the table: a flat numpy matrix at or below the
+        threshold, hnswlib above it."""
         found = self.conn.execute("SELECT max(seq) FROM embedding_changes").fetchone()
         head = int(found[0] or 0)
-        ann = self._indexes.get(model)
-        if ann is None:
-            if self._small.get(model) == head:
-                return None
+        index = self._indexes.get(model)
+        if index is None or (isinstance(index, FlatIndex) and index.position != head):
             count = self.conn.execute(
                 "SELECT count(*) FROM embeddings WHERE model = ?", (model,)
             ).fetchone()[0]
-            if count <= self.threshold:
-                self._small[model] = head
-                return None
-            ann = self._indexes[model] = AnnIndex(self.conn, self.db, model)
-        ann.sync(head)
-        return ann
+            if count > self.threshold and not isinstance(index, AnnIndex):
+                index = AnnIndex(self.conn, self.db, model)
+            elif index is None:
+                index = FlatIndex(self.conn, model)
+            self._indexes[model] = index
+        index.sync(head)
+        return index
 
     def search(
         self,
@@ -366,7 +432,7 @@ class VectorSearch:
                 return []
         dim = len(query_vector) // 4
         ann = None if exact else self.index(model)
-        if ann is not None and ann.dim == dim:
+        if ann is not None and ann.dim == dim and ann.count:
             query = np.frombuffer(query_vector, dtype="<f4").reshape(1, dim)
             n = limit * OVERSAMPLE
             while True:
@@ -400,12 +466,11 @@ class VectorSearch:
 
     def save(self) -> None:
         for ann in self._indexes.values():
-            if ann.unsaved:
+            if isinstance(ann, AnnIndex) and ann.unsaved:
                 ann.save()
 
     def invalidate(self) -> None:
         """Forget every index, in memory and on disk (after the tables were reset)."""
         self._indexes.clear()
-        self._small.clear()
         if self.db is not None:
             remove_index_files(self.db)

@@ -19,7 +19,7 @@ from hivebrain.events.observation import ObservationWritten
 from hivebrain.projections import ProjectionStore
 from hivebrain.projections.recall import RRF_K, fuse
 from hivebrain.projections.schema import SCHEMA_VERSION, schema_version
-from hivebrain.projections.vectors import AnnIndex, index_paths
+from hivebrain.projections.vectors import AnnIndex, FlatIndex, index_paths
 
 MODEL = "test-model"
 BIG = 30_000
@@ -57,7 +57,7 @@ def embedded(entity: str, vector: bytes, lamport: int, model: str = MODEL) -> Ev
 
 def ann(store: ProjectionStore, model: str = MODEL) -> AnnIndex:
     index = store.vectors.index(model)
-    assert index is not None
+    assert isinstance(index, AnnIndex)
     return index
 
 
@@ -331,3 +331,38 @@ def test_model_names_become_safe_distinct_file_names(tmp_path: Path) -> None:
         assert len(set(paths)) == 2 and all(p.exists() and p.parent == tmp_path for p in paths)
         store.reset()
         assert not any(p.exists() for p in paths)
+
+
+def test_below_the_threshold_the_flat_index_answers_like_the_exact_scan(tmp_path: Path) -> None:
+    """The in-memory matrix follows the table (new rows, replaced vectors) and, with the exact
+    re-rank, gives what the SQL scan gives, forgotten memories left out."""
+    rng = np.random.default_rng(3)
+    queries = clustered(rng, 20)
+
+    def same_as_exact(store: ProjectionStore) -> None:
+        for q in queries:
+            fast = store.search_vectors(q.tobytes(), MODEL, limit=10, all_agents=True)
+            exact = store.search_vectors(q.tobytes(), MODEL, limit=10, all_agents=True, exact=True)
+            assert [h.entity for h in fast] == [h.entity for h in exact]
+
+    vectors = clustered(rng, 600)
+    with ProjectionStore(tmp_path / "p.db") as store:
+        events = []
+        for i in range(1, 501):
+            events += [stored(i, f"memory {i}"), embedded(f"m{i}", vectors[i - 1].tobytes(), i)]
+        store.apply_events(events)
+        assert isinstance(store.vectors.index(MODEL), FlatIndex)
+        same_as_exact(store)
+        later = []
+        for i in range(501, 601):  # new memories
+            later += [stored(i, f"memory {i}"), embedded(f"m{i}", vectors[i - 1].tobytes(), i)]
+        for i in range(1, 51):  # new vectors for old ones: each the same as a query's
+            later.append(embedded(f"m{i}", queries[i % 20].tobytes(), 1000 + i))
+        for i in range(51, 71):
+            later.append(Event.new(MemoryForgotten(), node="n1", lamport=2000 + i, entity=f"m{i}"))
+        store.apply_events(later)
+        index = store.vectors.index(MODEL)
+        assert isinstance(index, FlatIndex) and index.count == 600
+        same_as_exact(store)
+        hit = store.search_vectors(queries[7].tobytes(), MODEL, limit=1, all_agents=True)
+        assert hit[0].entity in {f"m{i}" for i in range(1, 51) if i % 20 == 7}
