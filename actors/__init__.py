@@ -1,6 +1,7 @@
 """Per-node actors that consume events and publish new ones (see DESIGN.md section 5)."""
 
 from .actor import Actor, ActorSetup, Clock, Context, ProjectionReader, Publish, SystemClock
+from .consolidator import ConsolidatorActor
 from .embedder import EmbedderActor
 from .registry import ACTORS, actors_for, register
 from .runtime import ActorRuntime, Options, consumer_config, consumer_name
@@ -13,6 +14,7 @@ __all__ = [
     "ActorSetup",
     "ActorStats",
     "Clock",
+    "ConsolidatorActor",
     "Context",
     "EmbedderActor",
     "Options",

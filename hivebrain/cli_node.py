@@ -48,6 +48,12 @@ WELCOME = "hivebrain is running: what one node remembers, every node of the home
 @click.option("--embed-model", default="all-minilm", show_default=True, help="Ollama model.")
 @click.option("--embed-dim", type=click.IntRange(1, 65536), default=384, show_default=True)
 @click.option("--ollama-url", default=DEFAULT_OLLAMA_URL, show_default=True)
+@click.option(
+    "--consolidate/--no-consolidate",
+    default=True,
+    show_default=True,
+    help="Apply the agents' working-memory policies as memories arrive (the consolidator).",
+)
 @pass_settings
 def up(
     settings: Settings,
@@ -57,6 +63,7 @@ def up(
     embed_model: str,
     embed_dim: int,
     ollama_url: str,
+    consolidate: bool,
 ) -> None:
     """Start this node (and its embedded nats-server) until Ctrl-C."""
     embedder = None
@@ -71,10 +78,10 @@ def up(
 
     async def go() -> None:
         profile = None if no_devices else DeviceProfile(name=settings.node)
-        actors = []
-        if embedder is not None:
-            setup = ActorSetup(settings.data_dir, embedder)
-            actors = await asyncio.to_thread(actors_for, ["embedder"], setup)  # loads the model
+        names = ["embedder"] if embedder is not None else []
+        names += ["consolidator"] if consolidate else []
+        setup = ActorSetup(settings.data_dir, embedder)
+        actors = await asyncio.to_thread(actors_for, names, setup)  # loads the model
         node = Node(settings, profile=profile, actors=actors)
         stop = asyncio.Event()
         install_stop_signals(stop)

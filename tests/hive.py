@@ -85,12 +85,14 @@ class Writer:
         assert node.bus is not None and node.clock is not None
         self.node = node
 
-    async def write(self, payloads: list[Payload], entity: str | None = None) -> list[Event]:
+    async def write(
+        self, payloads: list[Payload], entity: str | None = None, ts: float | None = None
+    ) -> list[Event]:
         node = self.node
         assert node.bus is not None and node.clock is not None
         publisher = await node.bus.publisher(ack_timeout=2.0, retries=30)
         events = [
-            Event.new(p, node=node.settings.node, lamport=node.clock.tick(), entity=entity)
+            Event.new(p, node=node.settings.node, lamport=node.clock.tick(), entity=entity, ts=ts)
             for p in payloads
         ]
         futures = [await publisher.publish(e) for e in events]

@@ -24,7 +24,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
 
 @pytest.fixture(scope="module")
 def node(cli: Cli) -> Iterator[NodeProcess]:
-    process = NodeProcess(cli, "--embedder", "none")  # keyword recall is all these need
+    # Keyword recall is all these need; `consolidate` runs here by hand.
+    process = NodeProcess(cli, "--embedder", "none", "--no-consolidate")
     process.start()
     yield process
     process.close()
