@@ -9,7 +9,7 @@ text with the kinds it found. Recognised, by pattern:
     github-token     ghp_ gho_ ghu_ ghs_ ghr_ tokens and github_pat_ fine-grained tokens
     api-key          sk-... (OpenAI, Anthropic), sk_live_/rk_test_... (Stripe), xox?-...
                      (Slack), AIza... (Google), hf_... (Hugging Face), glpat-... (GitLab)
-    bearer           the credential after `Bearer`, or `Authorization: Basic` (a credential
+    bearer           the credential after `Bearer`, `Authorization: Basic` or `token` (a credential
                      has a digit or a symbol, so "Bearer of news" stays)
     url-password     the password of a URL's user:password@
     assignment       the value of password=, passwd:, pwd, secret, token, api_key, apikey,
@@ -33,8 +33,13 @@ __all__ = ["KINDS", "Redacted", "redact", "redact_text", "redact_value"]
 MARK = "[REDACTED:{kind}]"
 
 _KEY_NAMES = (
-    r"(?:[a-z0-9_]*_)?(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey"
-    r"|access[_-]?key|secret[_-]?key|client[_-]?secret|private[_-]?key|auth|credentials?)"
+    # Names that say "secret" on their own may be glued to a prefix (PGPASSWORD, accessToken,
+    # db_password) and carry a suffix (SECRET_KEY_BASE); the short ones (pwd, auth) only
+    # after an underscore, so "oauth: yes" stays.
+    r"(?:[a-z0-9_]*(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|secret[_-]?key|client[_-]?secret|private[_-]?key|credentials?)"
+    r"(?:_[a-z0-9_]*)?"
+    r"|(?:[a-z0-9_]*_)?(?:pwd|auth))"
 )
 
 
@@ -102,7 +107,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ..
     (
         "bearer",
         re.compile(
-            r"(\bBearer\s+|\bAuthorization:\s*Basic\s+)"
+            r"(\bBearer\s+|\bAuthorization:\s*(?:Basic|token)\s+)"
             r"(?=[A-Za-z]*[0-9._~+/=-])([A-Za-z0-9._~+/=-]{8,})",
             re.IGNORECASE,
         ),

@@ -77,6 +77,10 @@ BASIC = "Authorization: Basic dXNlcjpwYXNzd29yZA=="
         ("GITHUB_TOKEN=notaclassictoken", "notaclassictoken", "assignment"),
         ("client_secret => abc.def", "abc.def", "assignment"),
         ("login with pwd=letmein; then", "letmein", "assignment"),
+        ("PGPASSWORD=hunter22 psql -h db", "hunter22", "assignment"),
+        ('{"accessToken": "tok-123-xyz"}', "tok-123-xyz", "assignment"),
+        ("SECRET_KEY_BASE=0a1b2c3d4e5f", "0a1b2c3d4e5f", "assignment"),
+        ("curl -H 'Authorization: token 9f8e7d6c5b4a3f2e'", "9f8e7d6c5b4a3f2e", "bearer"),
     ],
 )
 def test_each_pattern_removes_its_secret(text: str, secret: str, kind: str) -> None:
