@@ -3,6 +3,7 @@
     memory_recall     find memories by keywords and meaning
     memory_store      remember something (a memory.stored event)
     memory_context    get / set / delete a session's context (expires after 7 days)
+    tool_cache        get / put a tool's output for given arguments (expires after 1 hour)
     memory_clear      clear a session's context and/or an agent's working space (confirm=true)
     memory_move       move a memory to another space (memory.moved)
     memory_forget     forget a memory (memory.forgotten, a tombstone)
@@ -36,6 +37,7 @@ from .errors import HivebrainError
 from .interactions import InteractionLog
 from .mcp_tools import (
     Arguments,
+    CacheArgs,
     ClearArgs,
     ContextArgs,
     DevicesArgs,
@@ -105,6 +107,14 @@ TOOLS: dict[str, ToolSpec] = {
             "key returns the whole context.",
             ContextArgs,
             MemoryTools.memory_context,
+        ),
+        ToolSpec(
+            "tool_cache",
+            "Reuse a tool's earlier output: get what `tool` returned for the same `arguments`, "
+            "or put an output to cache (kept 1 hour by default, shared by the programs of this "
+            "node).",
+            CacheArgs,
+            MemoryTools.tool_cache,
         ),
         ToolSpec(
             "memory_clear",
@@ -221,9 +231,9 @@ async def serve(settings: Settings, options: McpOptions) -> None:
     from importlib.metadata import version
 
     async with open_brain(settings) as brain:
-        context, _cache = await open_context(brain.bus, settings.node, options.ttls)
+        context, cache = await open_context(brain.bus, settings.node, options.ttls)
         interactions = InteractionLog(brain.publish_acked, enabled=options.log_interactions)
-        tools = MemoryTools(brain, context, interactions)
+        tools = MemoryTools(brain, context, interactions, cache=cache)
         server = build_server(tools, version("hivebrain"))
         log.info("mcp.serving", node=settings.node, interactions=options.log_interactions)
         try:

@@ -25,7 +25,7 @@ from hivebrain.events.subjects import EVENTS_STREAM
 from .agents import resolve_plain
 from .brain import Brain, Written
 from .config import Settings
-from .context import MAX_NAME, SessionContext
+from .context import MAX_NAME, SessionContext, ToolCache
 from .devices import device_row
 from .errors import ConfigError
 from .interactions import Interaction, InteractionLog, summarize_hits
@@ -107,6 +107,22 @@ class ContextArgs(Arguments):
     )
 
 
+class CacheArgs(Arguments):
+    action: Literal["get", "put"] = Field(
+        "get", description="get: the cached output, if any; put: cache `output`."
+    )
+    tool: str = Field(
+        min_length=1, max_length=MAX_NAME, description="The tool whose output is cached."
+    )
+    arguments: JsonValue = Field(
+        None, description="The arguments the tool was called with (any JSON; part of the key)."
+    )
+    output: JsonValue = Field(None, description="For put: the tool's output (any JSON).")
+    ttl_seconds: int | None = Field(
+        None, ge=1, le=30 * 86400, description="For put: keep it this long (default 1 hour)."
+    )
+
+
 class ClearArgs(Arguments):
     confirm: bool = Field(
         False, description="Must be true: clearing cannot be undone by this server."
@@ -179,10 +195,12 @@ class MemoryTools:
         context: SessionContext,
         interactions: InteractionLog,
         query_vector: QueryVector | None = None,
+        cache: ToolCache | None = None,
     ) -> None:
         self.brain = brain
         self.store = brain.store
         self.context = context
+        self.cache = cache
         self.interactions = interactions
         self.query_vector = query_vector or embedder_lookup(brain.settings)
         self._written_seq = 0  # the highest EVENTS sequence this server wrote
@@ -294,6 +312,19 @@ class MemoryTools:
             return {"session": args.session, **entry.as_dict()}
         deleted = await self.context.delete(args.session, args.key)
         return {"session": args.session, "key": args.key, "deleted": deleted}
+
+    async def tool_cache(self, args: CacheArgs) -> dict[str, Any]:
+        if self.cache is None:
+            raise ConfigError("this server has no tool cache")
+        if args.action == "get":
+            entry = await self.cache.get(args.tool, args.arguments)
+            if entry is None:
+                return {"tool": args.tool, "found": False}
+            return {"tool": args.tool, "found": True, **entry.as_dict()}  # value: the output
+        if "output" not in args.model_fields_set:
+            raise ConfigError("tool_cache put needs an output")
+        entry = await self.cache.put(args.tool, args.arguments, args.output, args.ttl_seconds)
+        return {"tool": args.tool, "cached": True, **entry.as_dict()}
 
     async def memory_clear(self, args: ClearArgs) -> dict[str, Any]:
         if args.session is None and args.agent is None:

@@ -33,6 +33,7 @@ TOOLS = {
     "memory_forget",
     "knowledge_search",
     "devices_list",
+    "tool_cache",
 }
 SECRET = "ghp_" + "Zq8Xw7Vu6Ts5Rq4Po3Nm2Lk1Ji0Hg9Fe8Dc7"
 
@@ -185,6 +186,27 @@ async def test_invalid_calls_are_one_line_errors_and_the_server_stays_up(
         # still serving
         stored = await ok(session, "memory_store", text="the server still answers")
         assert await recall_ids(session, "server still answers") == [stored["id"]]
+
+
+async def test_tool_outputs_are_cached_by_their_arguments(cli: Cli, node: NodeProcess) -> None:
+    async with mcp_session(cli) as session:
+        args = {"url": "http://pi-garage/metrics", "lines": 10}
+        miss = await ok(session, "tool_cache", tool="fetch", arguments=args)
+        assert miss["found"] is False
+        put = await ok(
+            session, "tool_cache", action="put", tool="fetch", arguments=args, output="temp 21"
+        )
+        assert put["cached"] is True and put["ttl"] == 3600
+        same = {"lines": 10, "url": "http://pi-garage/metrics"}  # the same JSON, reordered
+        hit = await ok(session, "tool_cache", tool="fetch", arguments=same)
+        assert hit["found"] is True and hit["value"] == "temp 21"
+        other = await ok(session, "tool_cache", tool="fetch", arguments={**args, "lines": 11})
+        assert other["found"] is False
+        assert "needs an output" in await error(
+            session, "tool_cache", action="put", tool="fetch", arguments=args
+        )
+        # the CLI reads the same cache
+        assert "temp 21" in cli.ok("cache", "get", "fetch", json.dumps(same))
 
 
 async def test_session_context_and_clear(cli: Cli, node: NodeProcess) -> None:
