@@ -74,6 +74,13 @@ class Result:
         return [line for line in self.err.splitlines() if line.strip()]
 
 
+def one_clean_error(result: Result) -> str:
+    """The failure was reported as one line on stderr, without a traceback."""
+    assert "Traceback" not in result.err + result.out
+    assert len(result.err_lines) == 1, f"expected one line on stderr, got: {result.err!r}"
+    return result.err_lines[0]
+
+
 class Cli:
     """Runs `hivebrain` commands against one data directory and port."""
 

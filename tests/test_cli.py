@@ -13,7 +13,14 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from nodeproc import HIVEBRAIN, Cli, NodeProcess, Result, accepts_connections, wait_until
+from nodeproc import (
+    HIVEBRAIN,
+    Cli,
+    NodeProcess,
+    accepts_connections,
+    one_clean_error,
+    wait_until,
+)
 
 from hivebrain.cli import cli as cli_group
 from hivebrain.natsserver import free_port
@@ -40,13 +47,6 @@ def as_json(out: str) -> Any:
 
 def recall_ids(cli: Cli, query: str, *options: str) -> list[str]:
     return [hit["id"] for hit in as_json(cli.ok("--json", "recall", query, *options))]
-
-
-def one_clean_error(result: Result) -> str:
-    """The failure was reported as one line on stderr, without a traceback."""
-    assert "Traceback" not in result.err + result.out
-    assert len(result.err_lines) == 1, f"expected one line on stderr, got: {result.err!r}"
-    return result.err_lines[0]
 
 
 def wait_caught_up(cli: Cli) -> dict[str, Any]:

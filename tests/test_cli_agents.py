@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nodeproc import Cli, NodeProcess, Result
+from nodeproc import Cli, NodeProcess, one_clean_error
 
 from hivebrain.natsserver import free_port
 
@@ -33,12 +33,6 @@ def node(cli: Cli) -> Iterator[NodeProcess]:
 
 def as_json(out: str) -> Any:
     return json.loads(out)
-
-
-def one_clean_error(result: Result) -> str:
-    assert "Traceback" not in result.err + result.out
-    assert len(result.err_lines) == 1, f"expected one line on stderr, got: {result.err!r}"
-    return result.err_lines[0]
 
 
 def remember(cli: Cli, text: str, *options: str) -> str:
