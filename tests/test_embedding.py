@@ -4,6 +4,7 @@ test speaking Ollama's `/api/embed` wire format."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
@@ -50,7 +51,7 @@ def test_the_project_venv_has_no_torch() -> None:
 
 async def test_local_embeds_normalised_float32_vectors(minilm: LocalMiniLM) -> None:
     assert isinstance(minilm, Embedder)
-    assert (minilm.model_id, minilm.dim) == ("all-minilm-l6-v2@onnx-int8pc", 384)
+    assert (minilm.model_id, minilm.dim) == ("all-minilm-l6-v2@onnx-int8pc-v2", 384)
     vectors = await minilm.embed(["the NAS is almost full", "", "ok"])
     assert len(vectors) == 3
     for blob in vectors:
@@ -94,6 +95,17 @@ async def test_local_is_deterministic_and_order_independent(minilm: LocalMiniLM)
     assert reversed_[::-1] == first
     for x, y in zip(first[:5], alone, strict=True):
         assert float(vec(x) @ vec(y)) > 0.98
+
+
+def test_local_worker_pool_gives_the_bytes_of_one_thread(
+    minilm: LocalMiniLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches run side by side on the worker threads; each batch is the same whichever thread
+    # runs it, so the bytes equal running them one after the other.
+    texts = [f"memory {i}: the " + "backup " * (i % 9) + "finished" for i in range(45)]
+    pooled = minilm.embed_sync(texts)
+    monkeypatch.setattr(minilm, "_model", dataclasses.replace(minilm._model, pool=None))
+    assert minilm.embed_sync(texts) == pooled
 
 
 def test_local_model_is_built_once_and_reused(
