@@ -253,7 +253,7 @@ def _rss_child(db: Path, n: int) -> None:
                 "before_mb": before / 1e6,
                 "after_mb": after / 1e6,
                 "queries": len(rows),
-                "index_rebuilt": bool(ann is not None and ann.builds),
+                "index_rebuilt": bool(getattr(ann, "builds", 0)),  # hnswlib only
             }
         )
     )
