@@ -126,10 +126,12 @@ class Projector:
         part of EVENTS that HIVE has not sourced yet, so each event is read once. `progress`
         receives increments adding up to the two streams' last sequences.
 
-        Batches leave the keyword index to one pass at the end (`finish_pending`): memories
-        are searchable by keyword once `replay` returns. Should a replay stop half-way, the
-        rows it committed are indexed by the next `start` or `replay`."""
+        Batches leave the keyword index to one pass at the end, and the WAL to one checkpoint
+        (`ProjectionStore.begin_replay`, `end_replay`): memories are searchable by keyword once
+        `replay` returns. Should a replay stop half-way, the rows it committed are indexed by
+        the next `start` or `replay`."""
         self._finish_batches = False
+        await self._run(self._store.begin_replay)
         for stream in self._streams:
             self.positions[stream] = await self._run(self._store.position, stream)
             if progress is not None and self.positions[stream]:
@@ -148,7 +150,7 @@ class Projector:
         # The writer runs one call at a time, in order: every batch handed to it before this
         # line is applied before `finish_pending` runs; later ones finish themselves.
         self._finish_batches = True
-        await self._run(self._store.finish_pending)
+        await self._run(self._store.end_replay)
 
     async def _drain(self, stream: str, progress: Progress | None) -> None:
         """Apply `stream` from its position up to its last sequence at the time of the call."""

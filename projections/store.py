@@ -49,6 +49,9 @@ __all__ = [
     "VectorHit",
 ]
 
+#: SQLite's default: a checkpoint once the WAL holds this many pages.
+WAL_AUTOCHECKPOINT_PAGES = 1000
+
 PROJECTIONS: tuple[Projection, ...] = (
     MEMORIES,
     KNOWLEDGE,
@@ -167,6 +170,24 @@ class ProjectionStore:
             for projection in PROJECTIONS:
                 if projection.finish is not None:
                     projection.finish(conn)
+
+    def begin_replay(self) -> None:
+        """A replay writes the whole projection in a row of batches: no automatic WAL
+        checkpoint after each commit (every one would copy the batch's pages into the database
+        file a second time and sync it); `end_replay` checkpoints once. Durability is the same:
+        a commit is in the WAL either way, and a crash leaves a WAL the next open recovers."""
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def end_replay(self) -> None:
+        """Index what the replay's batches left (`finish_pending`), checkpoint the WAL into the
+        database file and truncate it, and checkpoint automatically again."""
+        self.finish_pending()
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite_errors() as exc:
+            raise ProjectionError(f"projection checkpoint failed: {exc}") from None
+        finally:
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
 
     def _apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
         result = BatchResult()

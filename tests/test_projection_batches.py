@@ -178,3 +178,18 @@ def test_batches_left_unfinished_are_indexed_by_finish_pending(tmp_path: Path) -
     store.finish_pending()  # nothing left: changes nothing
     store.apply_batch(deliveries(events[2:], first_seq=3))
     assert len(store.search_memories("pump", all_agents=True)) == 3
+
+
+def test_a_replay_checkpoints_once_at_its_end(tmp_path: Path) -> None:
+    store = ProjectionStore(tmp_path / "p.db")
+    wal = tmp_path / "p.db-wal"
+    store.begin_replay()
+    for first in range(0, 60, 20):
+        batch = [stored(i, lamport=i + 1) for i in range(first, first + 20)]
+        store.apply_batch(deliveries(batch, first_seq=first + 1), finish=False)
+    assert wal.stat().st_size > 0
+    store.end_replay()
+    assert wal.stat().st_size == 0  # checkpointed into the database file and truncated
+    assert len(store.search_memories("memory", all_agents=True, limit=100)) == 60
+    assert store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    store.close()
