@@ -27,13 +27,13 @@ vectors (500 Gaussian clusters, as embeddings cluster; `spikes/vectors/params.py
 0.2 ms per query. Isotropic Gaussian noise, which has no neighbours to speak of, is the worst
 case: 0.46 at ef 256 even with `M` = 32 and `ef_construction` = 200.
 
-The hnswlib index is node-local derived state, like the FTS indexes: not in the digest, persisted next
-to the database as `<db>.<model>.hnsw` with `<db>.<model>.hnsw.json` (model, dim, element
-count, highest rowid, and its position in `embedding_changes`, the log of rows written to
-`embeddings`). It is loaded on open when consistent with the database, rebuilt when missing
-or inconsistent, and follows the log incrementally (new rows and vectors replaced in place);
-the file is rewritten after every 1,000 additions, and what it lacks is read from the log on
-the next open.
+The hnswlib index is node-local derived state, like the FTS indexes: not in the digest,
+persisted next to the database as `<db>.<model>.hnsw` with `<db>.<model>.hnsw.json` (model,
+dim, element count, highest rowid, and its position in `embedding_changes`, the log of rows
+written to `embeddings`). It is loaded on open when consistent with the database, rebuilt
+when missing or inconsistent, and follows the log incrementally (new rows and vectors replaced
+in place); the file is rewritten after every 1,000 additions, and what it lacks is read from
+the log on the next open.
 `ProjectionStore.reset` deletes the files.
 """
 
