@@ -75,12 +75,13 @@ class Projector:
         log.info("projector.started", positions=self.positions)
 
     async def stop(self) -> None:
+        self._closing = True
+        self._room.set()  # a delivery stalled on a full buffer must not hold the unsubscribe
         for sub in self._subs:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await asyncio.wait_for(sub.unsubscribe(), 5.0)
         self._subs.clear()
         if self._task is not None:  # the loop applies what was received, then ends
-            self._closing = True
             self._wake.set()
             await self._task
             self._task = None
@@ -189,7 +190,7 @@ class Projector:
             Delivery(msg.stream, msg.seq, msg.data, msg.headers.get(H_MSG_ID), msg.subject)
         )
         self._wake.set()
-        if len(self._buffer) >= self._high_water:
+        if len(self._buffer) >= self._high_water and not self._closing:
             self._room.clear()
             await self._room.wait()  # stalls this subscription; flow control holds the server
 
