@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from hivebrain.events import Event, LamportClock, Payload, VersionRef
 from hivebrain.events.memory import (
@@ -37,6 +37,18 @@ class Written:
     event: Event
     ack: Ack
     applied: bool  # the local projection has it
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a command or a tool answers about a write."""
+        return {
+            "id": self.event.entity,
+            "event_id": self.event.event_id,
+            "type": self.event.type,
+            "lamport": self.event.lamport,
+            "stream": self.ack.stream,
+            "seq": self.ack.seq,
+            "applied": self.applied,
+        }
 
 
 class Brain:

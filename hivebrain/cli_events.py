@@ -15,7 +15,6 @@ from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from .brain import Written
 from .bus import RawMessage
 from .cli import cli, emit, install_stop_signals, pass_settings, run
-from .cli_memory import _written
 from .cli_support import open_brain, reach_nats
 from .config import Settings
 from .errors import ConfigError, EventError
@@ -42,7 +41,7 @@ def publish(settings: Settings, event_type: str, payload: str, entity: str | Non
         async with open_brain(settings) as brain:
             return await brain.publish(body, entity=entity)
 
-    emit(settings, _written(run(go())), lambda d: f"published {d['type']} {d['id']} (#{d['seq']})")
+    emit(settings, run(go()).as_dict(), lambda d: f"published {d['type']} {d['id']} (#{d['seq']})")
 
 
 @cli.group()

@@ -21,18 +21,6 @@ from .config import Settings
 from .errors import ConfigError
 
 
-def _written(w: Written) -> dict[str, Any]:
-    return {
-        "id": w.event.entity,
-        "event_id": w.event.event_id,
-        "type": w.event.type,
-        "lamport": w.event.lamport,
-        "stream": w.ack.stream,
-        "seq": w.ack.seq,
-        "applied": w.applied,
-    }
-
-
 def _say(verb: str) -> Any:
     def text(data: dict[str, Any]) -> str:
         line = f"{verb} {data['id']} ({data['stream']} #{data['seq']})"
@@ -69,7 +57,7 @@ def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
         async with open_brain(settings) as brain:
             return await brain.remember(payload)
 
-    emit(settings, _written(run(go())), _say("remembered"))
+    emit(settings, run(go()).as_dict(), _say("remembered"))
 
 
 def _hit_line(hit: dict[str, Any], query: str) -> str:
@@ -162,7 +150,7 @@ def forget(settings: Settings, memory_id: str, reason: str) -> None:
         async with open_brain(settings) as brain:
             return await brain.forget(memory_id, reason)
 
-    emit(settings, _written(run(go())), _say("forgot"))
+    emit(settings, run(go()).as_dict(), _say("forgot"))
 
 
 @cli.command()
@@ -184,4 +172,4 @@ def edit(
         async with open_brain(settings) as brain:
             return await brain.edit(memory_id, text=text, tag=tag, untag=untag)
 
-    emit(settings, _written(run(go())), _say("edited"))
+    emit(settings, run(go()).as_dict(), _say("edited"))

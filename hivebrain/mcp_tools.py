@@ -175,17 +175,6 @@ def _hit(hit: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-def _written(w: Written) -> dict[str, Any]:
-    return {
-        "id": w.event.entity,
-        "event_id": w.event.event_id,
-        "type": w.event.type,
-        "lamport": w.event.lamport,
-        "stream": w.ack.stream,
-        "seq": w.ack.seq,
-    }
-
-
 class MemoryTools:
     """The tools, over one opened brain, session context and interaction log."""
 
@@ -288,7 +277,7 @@ class MemoryTools:
                 session=args.session,
             )
         )
-        return _written(written)
+        return written.as_dict()
 
     async def memory_context(self, args: ContextArgs) -> dict[str, Any]:
         if args.action == "get":
@@ -380,13 +369,13 @@ class MemoryTools:
         written = await self._publish(
             MemoryMoved(space=args.space, from_space=row.space, reason=args.reason), args.id
         )
-        return {**_written(written), "from_space": row.space, "space": args.space, "moved": True}
+        return {**written.as_dict(), "from_space": row.space, "space": args.space, "moved": True}
 
     async def memory_forget(self, args: ForgetArgs) -> dict[str, Any]:
         await self.caught_up()
         self._live_memory(args.id)
         written = await self._publish(MemoryForgotten(reason=args.reason), args.id)
-        return {**_written(written), "forgotten": True}
+        return {**written.as_dict(), "forgotten": True}
 
     async def knowledge_search(self, args: KnowledgeArgs) -> dict[str, Any]:
         started = time.perf_counter()
