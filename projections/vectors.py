@@ -187,20 +187,24 @@ class FlatIndex:
         if changed:
             vectors = np.frombuffer(b"".join(v for _, v in changed), dtype="<f4")
             vectors = _unit(vectors.reshape(-1, self.dim))
-            fresh = [i for i, (r, _) in enumerate(changed) if r not in self._where]
             for i, (rowid, _) in enumerate(changed):
-                if rowid in self._where:
-                    self.rows[self._where[rowid]] = vectors[i]
-            if fresh:
-                start = self.count
-                self.rows = np.concatenate([self.rows[:start], vectors[fresh]])
-                self.rowids = np.concatenate(
-                    [self.rowids[:start], np.array([changed[i][0] for i in fresh], np.int64)]
-                )
-                for offset, i in enumerate(fresh):
-                    self._where[changed[i][0]] = start + offset
-                self.count += len(fresh)
+                at = self._where.get(rowid)
+                if at is None:  # a new row: append, growing the matrix by doubling
+                    at = self.count
+                    if at == len(self.rows):
+                        self._grow(max(1024, 2 * at))
+                    self._where[rowid] = at
+                    self.rowids[at] = rowid
+                    self.count += 1
+                self.rows[at] = vectors[i]
         self.position = head
+
+    def _grow(self, capacity: int) -> None:
+        rows = np.empty((capacity, self.rows.shape[1]), dtype=np.float32)
+        rows[: self.count] = self.rows[: self.count]
+        rowids = np.empty(capacity, dtype=np.int64)
+        rowids[: self.count] = self.rowids[: self.count]
+        self.rows, self.rowids = rows, rowids
 
     def candidates(self, query: np.ndarray, n: int) -> list[int]:
         n = min(n, self.count)
@@ -208,7 +212,7 @@ class FlatIndex:
             return []
         scores = self.rows[: self.count] @ _unit(query.astype(np.float32)).reshape(-1)
         top = np.argpartition(-scores, n - 1)[:n] if n < self.count else np.arange(self.count)
-        return [int(r) for r in self.rowids[top]]
+        return [int(r) for r in self.rowids[: self.count][top]]
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
