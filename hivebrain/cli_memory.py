@@ -100,8 +100,8 @@ def _hit_line(hit: dict[str, Any], query: str) -> str:
 @pass_settings
 def recall(settings: Settings, /, query: str, **filters: Any) -> None:
     """Find memories, document chunks and observations by keywords and meaning (reciprocal
-    rank fusion of BM25 and vectors). --agent, --space and --tag apply to memories only, so
-    with any of them only memories match."""
+    rank fusion of BM25 and vectors). --space and --tag apply to memories only, so with
+    either only memories match; --agent says whose memories match."""
     if not query.strip():
         raise ConfigError("the query is empty")
     mode = filters.pop("mode")

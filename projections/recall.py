@@ -299,9 +299,7 @@ def recall(
         return RecallResult(read_hits(conn, scored), "keyword", note)
 
     if not kinds:
-        return RecallResult(
-            [], mode, "nothing to search: agent, space and tags only match memories"
-        )
+        return RecallResult([], mode, "nothing to search: space and tags only match memories")
     if mode == "keyword":
         return keywords(None)
     if query_vector is None or not model:

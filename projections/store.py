@@ -389,8 +389,8 @@ class ProjectionStore:
     ) -> list[VectorHit]:
         """Live memories, knowledge chunks and observations nearest to `query_vector` (float32
         little-endian) among the vectors of `model`. `node`, `since` and `until` apply to
-        every kind; `agent`, `space` or `tags`, when any is given, limit the hits to memories.
-        `exact` skips the ANN index."""
+        every kind; `space` or `tags`, when either is given, limit the hits to memories, and
+        the agent decides whose memories match. `exact` skips the candidate index."""
         filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until, all_agents)
         return self.vectors.search(
             query_vector, model, limit=limit, filters=filters, kinds=kinds, exact=exact
@@ -415,8 +415,9 @@ class ProjectionStore:
     ) -> RecallResult:
         """Memories, knowledge chunks and observations (those of `kinds`) by keywords, vector
         or both (reciprocal rank fusion); forgotten memories and removed documents are left
-        out. `node`, `since` and `until` apply to every kind; `agent`, `space` and `tags`
-        exist on memories only, so with any of them only memories match. Without a query
+        out. `node`, `since` and `until` apply to every kind; `space` and `tags` exist on
+        memories only, so with either of them only memories match; the agent decides whose
+        memories match (knowledge and observations belong to no agent). Without a query
         vector or vectors of `model`, keywords answer and the result's `note` says so."""
         filters = memory_queries.Filters(agent, space, tuple(tags), node, since, until, all_agents)
         return recall(
