@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
-import nats
 import structlog
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -19,6 +18,7 @@ from hivebrain.events.subjects import H_MSG_ID
 
 from .config import redact
 from .errors import BusError, NotConnected
+from .natsclient import HiveClient
 from .publisher import Publisher
 from .topology import Streams
 
@@ -73,24 +73,22 @@ async def connect(
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
+    options: dict[str, Any] = {
+        "name": name,
+        "connect_timeout": timeout,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "error_cb": on_error,
+        "pending_size": 64 * 1024 * 1024,
+        "user": user,
+        "password": password,
+        "inbox_prefix": inbox_prefix,
+    }
+    nc = HiveClient()
     try:
         # nats-py retries the first connect as often as reconnects (forever here): bound it.
-        nc = await asyncio.wait_for(
-            nats.connect(
-                url,
-                name=name,
-                connect_timeout=timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=on_error,
-                pending_size=64 * 1024 * 1024,
-                user=user,
-                password=password,
-                inbox_prefix=inbox_prefix,
-            ),
-            timeout,
-        )
+        await asyncio.wait_for(nc.connect(url, **options), timeout)
     except TimeoutError:
         raise NotConnected(
             f"cannot reach NATS at {redact(url)} (no answer in {timeout:g}s)"
