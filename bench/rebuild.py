@@ -127,7 +127,9 @@ async def _hivebrain(bus: Bus, scratch: Path, n: int) -> tuple[float, dict[str, 
         total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
         progress = Progress("rebuild (messages of both streams)", total)
         started = time.perf_counter()
-        projector = Projector(bus, store, node=NODE, batch_size=5000, high_water=50_000)
+        projector = Projector(
+            bus, store, node=NODE, batch_size=5000, high_water=50_000, separate_process=True
+        )
         await projector.replay(progress.update)
         await projector.stop()
         seconds = time.perf_counter() - started

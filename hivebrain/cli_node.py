@@ -238,7 +238,12 @@ def rebuild(settings: Settings) -> None:
                     total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
                     started = time.perf_counter()
                     projector = Projector(
-                        bus, store, node=settings.node, batch_size=5000, high_water=50_000
+                        bus,
+                        store,
+                        node=settings.node,
+                        batch_size=5000,
+                        high_water=50_000,
+                        separate_process=True,
                     )
                     with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
 

@@ -65,5 +65,9 @@ class ProjectionError(HivebrainError):
     """The local SQLite projection cannot be opened or used."""
 
 
+class WriterGone(ProjectionError):
+    """The process applying a replay's batches died; nothing after its last commit is kept."""
+
+
 class EmbeddingError(HivebrainError):
     """An embedder cannot load its model or compute vectors (missing weights, a backend down)."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -22,6 +20,8 @@ from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, ROOT
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 
 from .bus import Bus, RawMessage
+from .errors import WriterGone
+from .projection_writer import ProcessWriter, ThreadWriter
 
 log = structlog.get_logger(__name__)
 
@@ -39,14 +39,19 @@ class Projector:
         batch_size: int = 2000,
         high_water: int = 20_000,
         on_batch: Callable[[BatchResult], None] | None = None,
+        separate_process: bool = False,
     ) -> None:
+        """`separate_process`: apply batches in a child process on the same database file
+        (for replays: see `projection_writer`); otherwise on a thread of this process."""
         self._bus = bus
-        self._store = store
         self._streams = streams
         self._batch_size = batch_size
         self._high_water = high_water
         self._on_batch = on_batch
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+        self._writer: ThreadWriter | ProcessWriter = (
+            ProcessWriter(store.path, store.strategy) if separate_process else ThreadWriter(store)
+        )
+        self._gone: WriterGone | None = None
         self._buffer: list[Delivery] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -65,9 +70,9 @@ class Projector:
 
     async def start(self) -> None:
         # Index what an interrupted replay left unindexed (nothing, usually: cheap).
-        await self._run(self._store.finish_pending)
+        await self._run("finish_pending")
         for stream in self._streams:
-            self.positions[stream] = await self._run(self._store.position, stream)
+            self.positions[stream] = await self._run("position", stream)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
         for stream in self._streams:
             sub = await self._bus.consume(stream, self.positions[stream] + 1, self._on_message)
@@ -85,14 +90,17 @@ class Projector:
             self._wake.set()
             await self._task
             self._task = None
-        self._writer.shutdown(wait=True)
+        self._writer.close()
 
     async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> bool:
         """Wait until `stream` is applied up to `seq`; False on timeout."""
 
         async def reached() -> None:
             async with self._applied:
-                await self._applied.wait_for(lambda: self.positions.get(stream, 0) >= seq)
+                await self._applied.wait_for(
+                    lambda: self.positions.get(stream, 0) >= seq or self._gone is not None
+                )
+            self._check_writer()
 
         try:
             await asyncio.wait_for(reached(), timeout)
@@ -116,6 +124,7 @@ class Projector:
         async with self._applied:
             while done() < sum(targets.values()):
                 await self._applied.wait()
+                self._check_writer()
                 if progress is not None:
                     now = done()
                     progress(now - last_reported)
@@ -132,9 +141,9 @@ class Projector:
         `replay` returns. Should a replay stop half-way, the rows it committed are indexed by
         the next `start` or `replay`."""
         self._finish_batches = False
-        await self._run(self._store.begin_replay)
+        await self._run("begin_replay")
         for stream in self._streams:
-            self.positions[stream] = await self._run(self._store.position, stream)
+            self.positions[stream] = await self._run("position", stream)
             if progress is not None and self.positions[stream]:
                 progress(self.positions[stream])
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
@@ -145,13 +154,13 @@ class Projector:
                 # Everything up to `skip` is applied through HIVE already.
                 if progress is not None:
                     progress(skip - self.positions[EVENTS_STREAM])
-                await self._run(self._store.advance, EVENTS_STREAM, skip)
+                await self._run("advance", EVENTS_STREAM, skip)
                 self.positions[EVENTS_STREAM] = skip
             await self._drain(EVENTS_STREAM, progress)
         # The writer runs one call at a time, in order: every batch handed to it before this
         # line is applied before `finish_pending` runs; later ones finish themselves.
         self._finish_batches = True
-        await self._run(self._store.end_replay)
+        await self._run("end_replay")
 
     async def _drain(self, stream: str, progress: Progress | None) -> None:
         """Apply `stream` from its position up to its last sequence at the time of the call."""
@@ -165,6 +174,7 @@ class Projector:
             async with self._applied:
                 while self.positions[stream] < target:
                     await self._applied.wait()
+                    self._check_writer()
                     if progress is not None:
                         now = min(self.positions[stream], target)
                         progress(now - reported)
@@ -207,8 +217,16 @@ class Projector:
 
     async def _apply(self, batch: list[Delivery]) -> None:
         try:
-            apply = functools.partial(self._store.apply_batch, batch, finish=self._finish_batches)
-            result = await self._run(apply)
+            result = await self._run("apply_batch", batch, finish=self._finish_batches)
+        except WriterGone as exc:
+            # Nothing more can be applied; whoever waits for progress hears why.
+            log.error("projector.writer_gone", size=len(batch))
+            self._gone = exc
+            self._buffer.clear()
+            self._closing = True
+            async with self._applied:
+                self._applied.notify_all()
+            return
         except Exception:
             # The batch is not committed; positions are unchanged. Put it back and retry;
             # when stopping, leave it: it is read again from the stream on the next start.
@@ -238,5 +256,10 @@ class Projector:
         async with self._applied:
             self._applied.notify_all()
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+    async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the store on the writer (one call at a time, in order)."""
+        return await self._writer.call(method, *args, **kwargs)
+
+    def _check_writer(self) -> None:
+        if self._gone is not None:
+            raise self._gone

@@ -5,9 +5,15 @@ counted as duplicates, never applied twice."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 from pathlib import Path
 
+import psutil
+import pytest
+
+from hivebrain.errors import WriterGone
 from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.memory import (
     SPACES,
@@ -121,7 +127,10 @@ async def test_live_projection_equals_replay_and_fresh_apply(node: Node, tmp_pat
     await node.projector.stop()
     node.store.reset()
     assert node.store.stats()["applied"] == 0 and node.store.digest() != live
-    replay = Projector(node.bus, node.store, node="n1", batch_size=100, high_water=300)
+    # The batches are applied in a process of their own, as `projections rebuild` does.
+    replay = Projector(
+        node.bus, node.store, node="n1", batch_size=100, high_water=300, separate_process=True
+    )
     progress: list[int] = []
     await asyncio.wait_for(replay.replay(progress.append), 60)
     await replay.stop()
@@ -196,3 +205,38 @@ async def test_replay_reads_the_events_tail_that_hive_has_not_sourced(node: Node
     with ProjectionStore(node.settings.data_dir / "fresh.db") as fresh:
         fresh.apply_events(events)
         assert node.store.digest() == fresh.digest() != live_first
+
+
+async def test_replay_stops_with_an_error_when_its_writer_process_dies(node: Node) -> None:
+    """A replay whose writer process is killed after its first batch ends with WriterGone
+    instead of waiting forever; what was committed stays, and a new replay completes it."""
+    assert node.bus is not None and node.store is not None and node.projector is not None
+    events = mixed_events(seed=10, memories=150)
+    publisher = await node.bus.publisher()
+    for e in events:
+        await publisher.publish(e)
+    await publisher.flush()
+    await publisher.close()
+    assert await node.projector.wait_for(HIVE_STREAM, len(events), timeout=30)
+    live = node.store.digest()
+    await node.projector.stop()
+    node.store.reset()
+
+    def kill_writer(_result: object) -> None:
+        for child in psutil.Process().children():
+            if "spawn_main" in " ".join(child.cmdline()):
+                os.kill(child.pid, signal.SIGKILL)
+
+    replay = Projector(
+        node.bus, node.store, node="n1", batch_size=50, separate_process=True, on_batch=kill_writer
+    )
+    with pytest.raises(WriterGone):
+        await asyncio.wait_for(replay.replay(), 60)
+    await replay.stop()
+    applied = node.store.stats()["applied"]
+    assert isinstance(applied, int) and 0 < applied < len(events)
+
+    again = Projector(node.bus, node.store, node="n1", separate_process=True)
+    await asyncio.wait_for(again.replay(), 60)
+    await again.stop()
+    assert node.store.digest() == live
