@@ -70,11 +70,19 @@ _STORE_SQL = (
         ]
     )
 )
+_INSERT_NEW_SQL = (
+    f"INSERT OR IGNORE INTO memories ({', '.join(_STORE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _STORE_COLUMNS)})"
+)
 _MID = "(SELECT mid FROM memories WHERE id = ?)"
 _VERSION_SQL = (
     "INSERT INTO memory_versions (event_id, mid, base_lamport, base_node, "
     f"base_event, lamport, node, text) VALUES (?, {_MID}, ?, ?, ?, ?, ?, ?)"
 )
+_VERSION_AT_SQL = (
+    "INSERT INTO memory_versions (event_id, mid, lamport, node, text) VALUES (?, ?, ?, ?, ?)"
+)
+_TAG_AT_SQL = "INSERT OR IGNORE INTO memory_tags (mid, tag, event_id) VALUES (?, ?, ?)"
 _TAG_SQL = f"INSERT OR IGNORE INTO memory_tags (mid, tag, event_id) VALUES ({_MID}, ?, ?)"
 _UNTAG_SQL = f"INSERT OR IGNORE INTO memory_untags (mid, tag, observed) VALUES ({_MID}, ?, ?)"
 _TEXT_SQL = lww_upsert("memories", ["id"], ["text"], _TEXT_STAMP)
@@ -93,12 +101,12 @@ def milli(amount: float) -> int:
 
 def apply_stored(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
     rows: list[tuple[object, ...]] = []
-    versions: list[tuple[object, ...]] = []
-    tags: list[tuple[str, str, str]] = []
+    texts: list[str] = []
     for e in events:
         p = cast(MemoryStored, e.payload)
         text = p.content()
         stamp = (e.lamport, e.node, e.event_id)
+        texts.append(text)
         rows.append(
             (
                 e.entity,
@@ -117,12 +125,49 @@ def apply_stored(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
                 *stamp,
             )
         )
-        versions.append((e.event_id, e.entity, None, None, None, e.lamport, e.node, text))
-        tags.extend((e.entity, tag, e.event_id) for tag in p.tags)
+    mids = _insert_new(conn, rows)
+    if mids is not None:
+        conn.executemany(
+            _VERSION_AT_SQL,
+            [
+                (e.event_id, mid, e.lamport, e.node, text)
+                for e, mid, text in zip(events, mids, texts, strict=True)
+            ],
+        )
+        tags = [
+            (mid, tag, e.event_id)
+            for e, mid in zip(events, mids, strict=True)
+            for tag in cast(MemoryStored, e.payload).tags
+        ]
+        if tags:
+            conn.executemany(_TAG_AT_SQL, tags)
+        return
+    # Some memory already had a row (an event about it arrived first, or it is stored twice):
+    # the upsert applies every row by the merge rules (a no-op for the rows just inserted).
     conn.executemany(_STORE_SQL, rows)
-    conn.executemany(_VERSION_SQL, versions)
-    if tags:
-        conn.executemany(_TAG_SQL, tags)
+    conn.executemany(
+        _VERSION_SQL,
+        [
+            (e.event_id, e.entity, None, None, None, e.lamport, e.node, t)
+            for e, t in zip(events, texts, strict=True)
+        ],
+    )
+    tags_by_id = [
+        (e.entity, tag, e.event_id) for e in events for tag in cast(MemoryStored, e.payload).tags
+    ]
+    if tags_by_id:
+        conn.executemany(_TAG_SQL, tags_by_id)
+
+
+def _insert_new(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> range | None:
+    """Insert the rows of memories that have no row yet. When all of them were new (the usual
+    case: a memory.stored comes before anything else about its memory) they got consecutive
+    rowids after the highest one, in order: return those, so the child rows can name their
+    `mid` directly instead of looking it up by id. Otherwise None."""
+    (high,) = conn.execute("SELECT coalesce(max(mid), 0) FROM memories").fetchone()
+    conn.executemany(_INSERT_NEW_SQL, rows)
+    (count,) = conn.execute("SELECT count(*) FROM memories WHERE mid > ?", (high,)).fetchone()
+    return range(high + 1, high + 1 + len(rows)) if count == len(rows) else None
 
 
 def apply_edited(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
