@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 from hivebrain.errors import ProjectionError
 
+from .fts import TOKENIZER
+
 SCHEMA_VERSION = 4
 
 
@@ -74,7 +76,7 @@ def _fts_triggers(
     ]
 
 
-_TOKENIZE = "tokenize = 'porter unicode61 remove_diacritics 2'"
+_TOKENIZE = f"tokenize = '{TOKENIZER}'"
 
 
 def _fts(name: str, table: str, column: str, rowid: str = "rowid") -> str:

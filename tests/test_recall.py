@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,15 @@ from hivebrain.events.knowledge import ChunkAdded, DocumentIngested, KnowledgeRe
 from hivebrain.events.memory import MemoryForgotten, MemoryStored
 from hivebrain.events.observation import ObservationWritten, ReadingsAggregated
 from hivebrain.projections import ProjectionStore
-from hivebrain.projections.recall import RecallHit, RecallMode, RecallResult
+from hivebrain.projections.fts import match_query, pruned_match_query
+from hivebrain.projections.memory_queries import Filters
+from hivebrain.projections.recall import (
+    RecallHit,
+    RecallMode,
+    RecallResult,
+    keyword_ranking,
+)
+from hivebrain.projections.vectors import KINDS
 
 MODEL = "test-model"
 DIM = 16
@@ -347,3 +355,144 @@ def test_recall_command_shows_kind_and_origin(home: Path) -> None:
     assert out.split()[1:3] == ["memory", "m1"] and len(out.splitlines()) == 1 and err == ""
     out, _ = hivebrain(home, "recall", "lighthouse", "--keyword")
     assert out.strip() == "nothing matches"
+
+
+# -- common words in hybrid recall's keyword half --------------------------------------------
+
+#: More memories than `fts.COMMON_MIN_DOCS`, so that words found in most of them are common.
+MANY = 1500
+
+
+def many_texts() -> list[str]:
+    """Memory i holds "pi" (every one), "kitchen" (1,200), a form of "benchmark" (1,100),
+    "zfs" (every 500th), "scrub" (every 300th), its own word, and 0-4 fillers (lengths
+    differ, so BM25 scores do too)."""
+    texts = []
+    for i in range(MANY):
+        words = ["pi", f"own{i}"]
+        words += ["kitchen"] if i < 1200 else []
+        words += ["benchmarking"] if i % 15 < 11 else []
+        words += ["zfs"] if i % 500 == 0 else []
+        words += ["scrub"] if i % 300 == 0 else []
+        words += ["filler"] * (i % 5)
+        texts.append(" ".join(words))
+    return texts
+
+
+def many_id(i: int) -> str:
+    return f"c{i:05d}"
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectionStore]:
+    """`MANY` memories (every 20th by agent "coder"), each with a vector of its own."""
+    s = ProjectionStore(tmp_path_factory.mktemp("many") / "p.db")
+    rng = np.random.default_rng(1)
+    events = []
+    for i, text in enumerate(many_texts()):
+        agent = "coder" if i % 20 == 0 else "default"
+        stored = MemoryStored(text=text, agent=agent)
+        events.append(event(2 * i + 1, stored, many_id(i), ts=1000.0 + i))
+        vector = rng.standard_normal(DIM).astype("<f4").tobytes()
+        embedded = EmbeddingComputed(model=MODEL, dim=DIM, vector=vector, content_hash=f"h{i}")
+        events.append(event(2 * i + 2, embedded, many_id(i)))
+    s.apply_events(events)
+    yield s
+    s.close()
+
+
+EVERYONE = Filters(all_agents=True)
+
+
+def ranked(store: ProjectionStore, text: str, prune: bool, **kw: Any) -> list[str]:
+    filters = kw.pop("filters", EVERYONE)
+    rows = keyword_ranking(store.connection, text, KINDS, filters, kw.pop("depth", 40), prune=prune)
+    return [key for _, key, _ in rows]
+
+
+def test_common_words_are_left_out_of_the_hybrid_keyword_half(many: ProjectionStore) -> None:
+    conn = many.connection
+    assert pruned_match_query(conn, "memories_fts", "pi zfs") == '"zfs"'
+    # "benchmarked" is found through its stem, as the index holds it ("benchmark").
+    assert pruned_match_query(conn, "memories_fts", "Benchmarked ZFS") == '"zfs"'
+    zfs = [many_id(i) for i in range(0, MANY, 500)]
+    assert sorted(ranked(many, "pi zfs", prune=True)) == zfs  # only what "zfs" matches
+    unpruned = ranked(many, "pi zfs", prune=False)
+    assert len(unpruned) == 40 and sorted(unpruned[:3]) == zfs
+    # Keyword recall still matches every word.
+    keyword = many.recall("pi zfs", mode="keyword", limit=20, all_agents=True)
+    assert len(keyword.hits) == 20 and sorted(h.id for h in keyword.hits[:3]) == zfs
+
+
+def test_a_query_of_common_words_keeps_its_rarest(many: ProjectionStore) -> None:
+    conn = many.connection
+    assert pruned_match_query(conn, "memories_fts", "pi kitchen") == '"kitchen"'
+    assert pruned_match_query(conn, "memories_fts", "pi") == '"pi"'
+    # A word the index lacks matches nothing, so the common word stays to match.
+    assert pruned_match_query(conn, "memories_fts", "pi quokka") == '"pi" OR "quokka"'
+    hits = ranked(many, "pi kitchen", prune=True)
+    assert len(hits) == 40 and all(int(key[1:]) < 1200 for key in hits)  # all hold "kitchen"
+    result = many.recall(
+        "pi kitchen", query_vector=basis(0), model=MODEL, limit=10, all_agents=True
+    )
+    assert result.mode_used == "hybrid" and len(result.hits) == 10
+
+
+def test_hybrid_recall_fuses_the_pruned_keyword_half(many: ProjectionStore) -> None:
+    def hybrid(text: str) -> list[tuple[str, float]]:
+        result = many.recall(text, query_vector=basis(3), model=MODEL, all_agents=True)
+        assert result.mode_used == "hybrid"
+        return [(hit.id, hit.score) for hit in result.hits]
+
+    assert hybrid("pi zfs") == hybrid("zfs")  # "pi" is in every memory: left out
+    assert hybrid("zfs scrub")[0][0] == many_id(0)  # both words, and near enough
+
+
+def test_rare_words_rank_and_queries_without_common_words_are_unchanged(
+    many: ProjectionStore,
+) -> None:
+    assert ranked(many, "pi zfs scrub", prune=True)[0] == many_id(0)  # holds both
+    for text in ("zfs", "zfs scrub", "scrub own17 quokka", "own3 own4"):
+        assert pruned_match_query(many.connection, "memories_fts", text) == match_query(text)
+        assert ranked(many, text, prune=True) == ranked(many, text, prune=False)
+
+
+def reference_ranking(store: ProjectionStore, text: str, filters: Filters, depth: int) -> list[str]:
+    """The memories' keyword ranking in one joined query: every match looked up, then cut."""
+    where, args = filters.sql()
+    rows = store.connection.execute(
+        "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts "
+        "JOIN memories m ON m.rowid = memories_fts.rowid "
+        f"WHERE memories_fts MATCH ? AND {where} ORDER BY score DESC, m.id LIMIT ?",
+        (match_query(text), *args, depth),
+    ).fetchall()
+    return [key for key, _ in rows]
+
+
+def test_keyword_ranking_equals_the_joined_query(many: ProjectionStore) -> None:
+    """BM25 ranks the index alone before the rows are looked up and filtered; the answer is
+    the same with loose filters, strict ones (few memories pass), and scores tied at the
+    cut (many memories alike)."""
+    coder = Filters(agent="coder", all_agents=True)  # 1 memory in 20
+    for text in ("pi zfs scrub", "kitchen", "benchmarking filler", "pi", "own7 zfs"):
+        for filters in (EVERYONE, coder, Filters(since=1700.0, all_agents=True)):
+            for depth in (1, 10, 40):
+                expected = reference_ranking(many, text, filters, depth)
+                assert ranked(many, text, prune=False, filters=filters, depth=depth) == expected
+
+
+def test_common_word_counts_follow_the_index(tmp_path: Path) -> None:
+    """Document counts are cached, but read again once the index grew: a word that became
+    common is left out from then on."""
+    s = ProjectionStore(tmp_path / "p.db")
+    texts = [f"pi note{i}" + (" quokka" if i < 3 else "") for i in range(1100)]
+    s.apply_events([memory_event(i, text) for i, text in enumerate(texts)])
+    assert pruned_match_query(s.connection, "memories_fts", "pi quokka") == '"quokka"'
+    more = [memory_event(1100 + i, f"quokka again {i}") for i in range(1100)]
+    s.apply_events(more)  # "quokka": 1,103 memories of 2,200, above COMMON_MIN_DOCS
+    assert pruned_match_query(s.connection, "memories_fts", "pi quokka") == '"pi"'
+    s.close()
+
+
+def memory_event(i: int, text: str) -> Event:
+    return event(i + 1, MemoryStored(text=text), many_id(i))
