@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,12 +49,20 @@ _STORE: ProjectionStore | None = None
 def _open(path: str, strategy: Strategy) -> None:
     global _STORE
     _STORE = ProjectionStore(path, strategy=strategy)
+    # A batch makes ~100,000 short-lived objects (events, rows) that reference counting frees;
+    # the cyclic collector would walk them dozens of times per batch (a fifth of the process's
+    # time). It runs once after each call instead, over what is not frozen (modules, store).
+    gc.freeze()
+    gc.disable()
 
 
 def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if _STORE is None:
         raise ProjectionError("the projection writer process has no store open")
-    return getattr(_STORE, method)(*args, **kwargs)
+    try:
+        return getattr(_STORE, method)(*args, **kwargs)
+    finally:
+        gc.collect()
 
 
 class ProcessWriter:
