@@ -130,8 +130,10 @@ async def _hivebrain(bus: Bus, scratch: Path, n: int) -> tuple[float, dict[str, 
         projector = Projector(
             bus, store, node=NODE, batch_size=5000, high_water=50_000, separate_process=True
         )
-        await projector.replay(progress.update)
-        await projector.stop()
+        try:
+            await projector.replay(progress.update)
+        finally:
+            await projector.stop()
         seconds = time.perf_counter() - started
         progress.finish()
         totals = projector.totals

@@ -245,13 +245,17 @@ def rebuild(settings: Settings) -> None:
                         high_water=50_000,
                         separate_process=True,
                     )
-                    with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+                    try:
+                        with click.progressbar(
+                            length=total, label="replaying", file=sys.stderr
+                        ) as bar:
 
-                        def advance(n: int) -> None:
-                            bar.update(n)
+                            def advance(n: int) -> None:
+                                bar.update(n)
 
-                        await projector.replay(advance)
-                    await projector.stop()
+                            await projector.replay(advance)
+                    finally:
+                        await projector.stop()  # ends the writer process before the lock goes
                     seconds = time.perf_counter() - started
                     totals = projector.totals
                     return {

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import gc
 import multiprocessing
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -37,8 +38,9 @@ class ThreadWriter:
         fn = functools.partial(getattr(self._store, method), *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
+    async def close(self) -> None:
+        """Wait for the call in progress, then end the thread (the store stays open)."""
+        await asyncio.to_thread(self._executor.shutdown, True)
 
 
 # -- the writer process -------------------------------------------------------------------------
@@ -48,10 +50,14 @@ _STORE: ProjectionStore | None = None
 
 def _open(path: str, strategy: Strategy) -> None:
     global _STORE
+    # Ctrl-C reaches the whole process group: the parent stops the replay and closes this
+    # process, which must not die half-way through a batch with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _STORE = ProjectionStore(path, strategy=strategy)
     # A batch makes ~100,000 short-lived objects (events, rows) that reference counting frees;
     # the cyclic collector would walk them dozens of times per batch (a fifth of the process's
-    # time). It runs once after each call instead, over what is not frozen (modules, store).
+    # time). It runs once after each call instead; what exists now (modules, the store) is
+    # frozen, so those collections only walk what the calls left.
     gc.freeze()
     gc.disable()
 
@@ -68,27 +74,41 @@ def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 class ProcessWriter:
     """Calls the methods of a store opened on the same file in a child process (started with
     `spawn`: forking a process that runs an event loop and threads is unsafe). Arguments and
-    results travel pickled; a child that dies makes every later call raise WriterGone."""
+    results travel pickled, exceptions too; a child that dies makes every later call raise
+    WriterGone."""
+
+    #: How long `close` waits for the child to close its store before ending it.
+    CLOSE_TIMEOUT_S = 30.0
 
     def __init__(self, path: Path, strategy: Strategy) -> None:
+        if str(path) == ":memory:":
+            raise ValueError("a writer process cannot share an in-memory database")
         self._executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_open,
             initargs=(str(path), strategy),
         )
+        self._closed = False
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, _call, method, args, kwargs)
-        except BrokenProcessPool:
-            raise WriterGone("the projection writer process died") from None
+        except BrokenProcessPool as exc:
+            raise WriterGone(f"the projection writer process died: {exc}") from exc
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close the child's store and end the child (it is killed if it does not finish
+        closing within CLOSE_TIMEOUT_S). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
         try:
-            self._executor.submit(_call, "close", (), {}).result()
-        except BrokenProcessPool:
-            pass
-        finally:
-            self._executor.shutdown(wait=True)
+            done = loop.run_in_executor(self._executor, _call, "close", (), {})
+            await asyncio.wait_for(done, self.CLOSE_TIMEOUT_S)
+        except (BrokenProcessPool, TimeoutError):
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.kill()
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)

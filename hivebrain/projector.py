@@ -90,10 +90,11 @@ class Projector:
             self._wake.set()
             await self._task
             self._task = None
-        self._writer.close()
+        await self._writer.close()
 
     async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> bool:
-        """Wait until `stream` is applied up to `seq`; False on timeout."""
+        """Wait until `stream` is applied up to `seq`; False on timeout, WriterGone when the
+        writer process died."""
 
         async def reached() -> None:
             async with self._applied:
@@ -123,8 +124,8 @@ class Projector:
 
         async with self._applied:
             while done() < sum(targets.values()):
-                await self._applied.wait()
                 self._check_writer()
+                await self._applied.wait()
                 if progress is not None:
                     now = done()
                     progress(now - last_reported)
@@ -173,8 +174,8 @@ class Projector:
         try:
             async with self._applied:
                 while self.positions[stream] < target:
-                    await self._applied.wait()
                     self._check_writer()
+                    await self._applied.wait()
                     if progress is not None:
                         now = min(self.positions[stream], target)
                         progress(now - reported)
@@ -224,6 +225,7 @@ class Projector:
             self._gone = exc
             self._buffer.clear()
             self._closing = True
+            self._room.set()
             async with self._applied:
                 self._applied.notify_all()
             return
