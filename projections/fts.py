@@ -5,7 +5,8 @@ in a fifth of the documents costs as much as scoring a fifth of the index, whate
 asks. `pruned_match_query` leaves such words out: they cost most of the time and weigh little
 in the ranking (BM25's IDF of a word in 10% of the documents is 2.2, a quarter of a word in 10
 of 100,000). Which words those are comes from the index itself: each word is turned into its
-index terms by the index's own tokenizer (a TEMP FTS5 table with the same settings) and each
+index terms by the index's own tokenizer (an FTS5 table with the same settings, in a private
+in-memory database) and each
 term's document count is read from an `fts5vocab` 'row' table (TEMP, per connection, so the
 schema does not change). Both are cached: a word's terms never change; a term's count is kept
 while the table's row count stays within `_STALE_SHARE` of the one it was read at, and a stale
@@ -19,7 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from .sqlite import sqlite_errors
+from .sqlite import connect, sqlite_errors
 
 #: The tokenizer of every FTS5 table of the projection (and of the query words' TEMP table).
 TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -36,10 +37,8 @@ _STALE_SHARE = 1 / 64  # cached counts are read again once the rows changed by t
 _CACHE_LIMIT = 4096  # words (or terms per table) cached; cleared when full
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_WORDS_TABLE = "temp.fts_query_words"
-_WORD_TERMS = "temp.fts_query_terms"
-
-_lock = threading.Lock()  # the TEMP words table is filled and emptied under it
+_lock = threading.Lock()  # the tokenizer's table is filled and emptied under it
+_tokenizer: sqlite3.Connection | None = None  # in memory, made on first use
 _word_terms: dict[str, tuple[str, ...]] = {}
 #: (database file, FTS table) -> (its rows when read, term -> documents holding it)
 _doc_counts: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
@@ -96,7 +95,7 @@ def pruned_match_query(conn: sqlite3.Connection, table: str, text: str) -> str |
         limit = common_limit(rows)
         if rows <= limit:
             return or_query(words)  # no word can be found in more documents than that
-        terms = _terms_of(conn, words)
+        terms = _terms_of(words)
         counts = _term_docs(conn, database, table, rows, {t for ts in terms.values() for t in ts})
     except sqlite_errors():
         return or_query(words)
@@ -109,7 +108,7 @@ def _table_rows(conn: sqlite3.Connection, table: str) -> tuple[str, int]:
     """(the main database's file, the rows in FTS5 table `table`): one cheap statement.
 
     The row count is the first varint of the table's averages record (`<table>_data` row 1,
-    FTS5's documented on-disk format, the N of its BM25), so no scan is needed."""
+    FTS5's on-disk format, described in its source, the N of its BM25), so no scan is needed."""
     row = conn.execute(
         "SELECT (SELECT file FROM pragma_database_list WHERE name = 'main'), "
         f'(SELECT block FROM "{table}_data" WHERE id = 1)'
@@ -129,38 +128,37 @@ def _varint(data: bytes) -> int:
     return value
 
 
-def _terms_of(conn: sqlite3.Connection, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def _terms_of(words: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Each word's index terms, in order, as the FTS5 tokenizer makes them (cached)."""
     missing = [w for w in words if w not in _word_terms]
     if missing:
+        terms = _tokenize(missing)
         if len(_word_terms) + len(missing) > _CACHE_LIMIT:
             _word_terms.clear()
-        _word_terms.update(_tokenize(conn, missing))
+        _word_terms.update(terms)
     return {w: _word_terms.get(w, ()) for w in words}
 
 
-def _tokenize(conn: sqlite3.Connection, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Index terms of `words`: each is a row of the TEMP words table, read back through an
-    fts5vocab 'instance' table (term, row, offset) and removed again."""
+def _tokenize(words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Index terms of `words`: each is a row of an FTS5 table with the same tokenizer, read
+    back through an fts5vocab 'instance' table (term, row, offset) and removed again. The
+    table lives in a private in-memory database: tokenizing writes, and the store's own
+    connection may be inside another thread's write transaction."""
+    global _tokenizer
     with _lock:
-        conn.execute(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {_WORDS_TABLE} USING fts5(word, "
-            f"tokenize = '{TOKENIZER}')"
-        )
-        conn.execute(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {_WORD_TERMS} USING "
-            "fts5vocab(temp, fts_query_words, 'instance')"
-        )
-        conn.executemany(
-            f"INSERT INTO {_WORDS_TABLE} (rowid, word) VALUES (?, ?)", enumerate(words, 1)
-        )
+        if _tokenizer is None:
+            conn = connect(":memory:")
+            conn.execute(f"CREATE VIRTUAL TABLE words USING fts5(word, tokenize = '{TOKENIZER}')")
+            conn.execute("CREATE VIRTUAL TABLE word_terms USING fts5vocab(words, 'instance')")
+            _tokenizer = conn
+        _tokenizer.executemany("INSERT INTO words (rowid, word) VALUES (?, ?)", enumerate(words, 1))
         try:
-            found = conn.execute(f"SELECT doc, term FROM {_WORD_TERMS} ORDER BY doc, offset")
+            found = _tokenizer.execute("SELECT doc, term FROM word_terms ORDER BY doc, offset")
             terms: dict[int, list[str]] = {}
             for doc, term in found.fetchall():
                 terms.setdefault(int(doc), []).append(str(term))
         finally:
-            conn.execute(f"DELETE FROM {_WORDS_TABLE}")
+            _tokenizer.execute("DELETE FROM words")
     return {w: tuple(terms.get(i, ())) for i, w in enumerate(words, 1)}
 
 

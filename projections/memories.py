@@ -161,13 +161,19 @@ def apply_stored(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
 
 def _insert_new(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> range | None:
     """Insert the rows of memories that have no row yet. When all of them were new (the usual
-    case: a memory.stored comes before anything else about its memory) they got consecutive
-    rowids after the highest one, in order: return those, so the child rows can name their
+    case: a memory.stored comes before anything else about its memory) and got consecutive
+    rowids after the highest one, in order, return those, so the child rows can name their
     `mid` directly instead of looking it up by id. Otherwise None."""
     (high,) = conn.execute("SELECT coalesce(max(mid), 0) FROM memories").fetchone()
     conn.executemany(_INSERT_NEW_SQL, rows)
-    (count,) = conn.execute("SELECT count(*) FROM memories WHERE mid > ?", (high,)).fetchone()
-    return range(high + 1, high + 1 + len(rows)) if count == len(rows) else None
+    count, top = conn.execute(
+        "SELECT count(*), max(mid) FROM memories WHERE mid > ?", (high,)
+    ).fetchone()
+    # SQLite gives a new row the highest rowid + 1 (random ones only once that reaches 2^63-1,
+    # which the second check would catch).
+    if count == len(rows) and top == high + len(rows):
+        return range(high + 1, high + 1 + len(rows))
+    return None
 
 
 def apply_edited(conn: sqlite3.Connection, events: Sequence[Event]) -> None:

@@ -138,7 +138,9 @@ class _Scope:
 def _scope(kind: Kind, filters: Filters) -> _Scope:
     if kind == "memory":
         where, args = filters.sql()
-        return _Scope("memories_fts", "memories", "m", where, args)
+        # The index holds live memories only; `_kind_matches` reads the index and the rows in
+        # two statements, between which a memory may be forgotten.
+        return _Scope("memories_fts", "memories", "m", f"m.deleted = 0 AND {where}", args)
     if kind == "knowledge":
         cond, args = filters.common_sql("c")
         return _Scope(
