@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .sqlite import connect, sqlite_errors
 
-#: The tokenizer of every FTS5 table of the projection (and of the query words' TEMP table).
+#: The tokenizer of every FTS5 table of the projection and of the one that tokenizes queries.
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 #: A word is common, and left out of a pruned query, when found in more documents than
