@@ -65,6 +65,11 @@ class ProjectionError(HivebrainError):
     """The local SQLite projection cannot be opened or used."""
 
 
+class OutOfTurn(ProjectionError):
+    """A batch was handed to the store expecting stream positions it does not have (the batch
+    before it failed): nothing of it was written."""
+
+
 class WriterGone(ProjectionError):
     """The process applying a replay's batches died; nothing after its last commit is kept."""
 

@@ -10,16 +10,19 @@ process the two take turns, in two processes they run side by side on two cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import multiprocessing
 import signal
+import sqlite3
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from hivebrain.projections.memory_queries import Strategy
+from hivebrain.projections.sqlite import connect, sqlite_errors
 from hivebrain.projections.store import ProjectionStore
 
 from .errors import ProjectionError, WriterGone
@@ -37,6 +40,12 @@ class ThreadWriter:
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         fn = functools.partial(getattr(self._store, method), *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def copy_wal(self) -> None:
+        """Nothing: the thread shares this process's connection (see ProcessWriter)."""
+
+    async def settle(self) -> None:
+        """Nothing to wait for (see ProcessWriter)."""
 
     async def close(self) -> None:
         """Wait for the call in progress, then end the thread (the store stays open)."""
@@ -90,6 +99,9 @@ class ProcessWriter:
             initargs=(str(path), strategy),
         )
         self._closed = False
+        self._path = path
+        self._checkpointer: sqlite3.Connection | None = None
+        self._copying: asyncio.Future[None] | None = None
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -98,12 +110,38 @@ class ProcessWriter:
         except BrokenProcessPool as exc:
             raise WriterGone(f"the projection writer process died: {exc}") from exc
 
+    def copy_wal(self) -> None:
+        """Start copying what the child has committed from the WAL into the database file (a
+        PASSIVE checkpoint, on a connection of this process, in a thread), unless a copy is
+        still running. A replay turns automatic checkpoints off and checkpoints once at its
+        end; copying along the way, while the child writes, leaves that one little to do."""
+        if self._copying is None or self._copying.done():
+            self._copying = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint(self) -> None:
+        # A failed copy changes nothing: the final checkpoint copies whatever is left.
+        with contextlib.suppress(*sqlite_errors()):
+            if self._checkpointer is None:
+                self._checkpointer = connect(self._path)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def settle(self) -> None:
+        """Wait for a copy in progress (a TRUNCATE checkpoint cannot run beside it)."""
+        if self._copying is not None:
+            with contextlib.suppress(Exception):
+                await self._copying
+            self._copying = None
+
     async def close(self) -> None:
         """Close the child's store and end the child (it is killed if it does not finish
         closing within CLOSE_TIMEOUT_S). Idempotent."""
         if self._closed:
             return
         self._closed = True
+        await self.settle()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         loop = asyncio.get_running_loop()
         try:
             done = loop.run_in_executor(self._executor, _call, "close", (), {})

@@ -1,17 +1,20 @@
 """Feeds a node's streams into its SQLite projection.
 
 Messages from `EVENTS` (own writes, visible at once, also offline) and `HIVE` (everyone's) are
-buffered and applied in batches on one dedicated writer thread; each batch commits its rows and
-the streams' positions in one transaction (`ProjectionStore.apply_batch`), so a crash at any
-point resumes exactly where the last commit stopped. Duplicates (an own event arriving again
-through HIVE) are dropped by event id.
+buffered and applied in batches by one writer (a thread, or a process of its own for replays:
+see `projection_writer`; a writer process holds two batches at once, so that it never waits
+for this process between them); each batch commits its rows and the streams' positions in one
+transaction (`ProjectionStore.apply_batch`), so a crash at any point resumes exactly where the
+last commit stopped. Duplicates (an own event arriving again through HIVE) are dropped by
+event id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -20,7 +23,7 @@ from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, ROOT
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 
 from .bus import Bus, RawMessage
-from .errors import WriterGone
+from .errors import ProjectionError, WriterGone
 from .projection_writer import ProcessWriter, ThreadWriter
 
 log = structlog.get_logger(__name__)
@@ -48,10 +51,14 @@ class Projector:
         self._batch_size = batch_size
         self._high_water = high_water
         self._on_batch = on_batch
+        self._store = store
+        # Batches with the writer at once (see `_apply_loop`): two for a writer process, which
+        # is kept busy through a replay; one for a running node, whose batches are small.
+        self._depth = 2 if separate_process else 1
         self._writer: ThreadWriter | ProcessWriter = (
             ProcessWriter(store.path, store.strategy) if separate_process else ThreadWriter(store)
         )
-        self._gone: WriterGone | None = None
+        self._halted: ProjectionError | None = None  # why nothing more can be applied
         self._buffer: list[Delivery] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -65,7 +72,9 @@ class Projector:
         # The highest own EVENTS sequence seen in HIVE (from its Nats-Stream-Source header).
         self._own_prefix = f"{ROOT}.{node}." if node else None
         self.own_sourced = 0
-        self.positions: dict[str, int] = {}
+        self.positions: dict[str, int] = {}  # committed
+        # The positions the store will have once every batch handed to the writer commits.
+        self._submitted: dict[str, int] = {}
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
 
     async def start(self) -> None:
@@ -73,6 +82,7 @@ class Projector:
         await self._run("finish_pending")
         for stream in self._streams:
             self.positions[stream] = await self._run("position", stream)
+        self._submitted = dict(self.positions)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
         for stream in self._streams:
             sub = await self._bus.consume(stream, self.positions[stream] + 1, self._on_message)
@@ -93,15 +103,15 @@ class Projector:
         await self._writer.close()
 
     async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> bool:
-        """Wait until `stream` is applied up to `seq`; False on timeout, WriterGone when the
-        writer process died."""
+        """Wait until `stream` is applied up to `seq`; False on timeout. Raises WriterGone
+        when the writer process died, ProjectionError when the projector stopped otherwise."""
 
         async def reached() -> None:
             async with self._applied:
                 await self._applied.wait_for(
-                    lambda: self.positions.get(stream, 0) >= seq or self._gone is not None
+                    lambda: self.positions.get(stream, 0) >= seq or self._halted is not None
                 )
-            self._check_writer()
+            self._check_running()
 
         try:
             await asyncio.wait_for(reached(), timeout)
@@ -124,7 +134,7 @@ class Projector:
 
         async with self._applied:
             while done() < sum(targets.values()):
-                self._check_writer()
+                self._check_running()
                 await self._applied.wait()
                 if progress is not None:
                     now = done()
@@ -142,13 +152,17 @@ class Projector:
         `replay` returns. Should a replay stop half-way, the rows it committed are indexed by
         the next `start` or `replay`."""
         self._finish_batches = False
-        await self._run("begin_replay")
+        # A writer process takes a while to start: the first messages are read meanwhile (the
+        # writer runs calls in order, so `begin_replay` still comes before every batch).
+        ready = asyncio.ensure_future(self._run("begin_replay"))
         for stream in self._streams:
-            self.positions[stream] = await self._run("position", stream)
+            self.positions[stream] = await self._read_position(stream)
             if progress is not None and self.positions[stream]:
                 progress(self.positions[stream])
+        self._submitted = dict(self.positions)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
-        await self._drain(HIVE_STREAM, progress)
+        await self._drain(HIVE_STREAM, progress, ready)
+        await ready
         if EVENTS_STREAM in self._streams:
             skip = min(self.own_sourced, await self._bus.last_seq(EVENTS_STREAM))
             if skip > self.positions[EVENTS_STREAM]:
@@ -157,14 +171,26 @@ class Projector:
                     progress(skip - self.positions[EVENTS_STREAM])
                 await self._run("advance", EVENTS_STREAM, skip)
                 self.positions[EVENTS_STREAM] = skip
+                self._submitted[EVENTS_STREAM] = max(self._submitted[EVENTS_STREAM], skip)
             await self._drain(EVENTS_STREAM, progress)
         # The writer runs one call at a time, in order: every batch handed to it before this
         # line is applied before `finish_pending` runs; later ones finish themselves.
         self._finish_batches = True
+        await self._writer.settle()
         await self._run("end_replay")
 
-    async def _drain(self, stream: str, progress: Progress | None) -> None:
-        """Apply `stream` from its position up to its last sequence at the time of the call."""
+    async def _read_position(self, stream: str) -> int:
+        """The stored position of `stream`. A writer process has a connection of its own, so
+        this process's connection reads it at once, while the writer may still be starting."""
+        if isinstance(self._writer, ProcessWriter):
+            return self._store.position(stream)
+        return int(await self._run("position", stream))
+
+    async def _drain(
+        self, stream: str, progress: Progress | None, ready: Awaitable[Any] | None = None
+    ) -> None:
+        """Apply `stream` from its position up to its last sequence at the time of the call.
+        `ready`: awaited once the stream is being read (the writer's preparation)."""
         target = await self._bus.last_seq(stream)
         start = self.positions[stream]
         if start >= target:
@@ -172,9 +198,11 @@ class Projector:
         sub = await self._bus.consume(stream, start + 1, self._on_message)
         reported = start
         try:
+            if ready is not None:
+                await ready
             async with self._applied:
                 while self.positions[stream] < target:
-                    self._check_writer()
+                    self._check_running()
                     await self._applied.wait()
                     if progress is not None:
                         now = min(self.positions[stream], target)
@@ -191,6 +219,8 @@ class Projector:
             self.own_sourced = max(self.own_sourced, int(parts[1]))
 
     async def _on_message(self, msg: RawMessage) -> None:
+        if self._halted is not None:
+            return  # nothing more is applied; read again from the stream on the next start
         if (
             self._own_prefix
             and msg.stream == HIVE_STREAM
@@ -206,42 +236,58 @@ class Projector:
             await self._room.wait()  # stalls this subscription; flow control holds the server
 
     async def _apply_loop(self) -> None:
-        while not (self._closing and not self._buffer):
-            await self._wake.wait()
-            self._wake.clear()
-            while self._buffer:
+        """Hand batches to the writer, at most `_depth` at a time; account for them in order.
+
+        While the writer applies one batch the next is already on its way, so it never waits
+        for this process between batches. Each batch carries the positions the one before it
+        leaves (`expect`): if a batch fails, the next refuses to commit (OutOfTurn) instead of
+        moving the positions past the messages the failed one still holds; both are retried.
+        """
+        in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]] = deque()
+        try:
+            await self._feed(in_flight)
+        except Exception as exc:  # a bug, or the caller's on_batch failing
+            log.exception("projector.stopped")
+            await self._halt(ProjectionError(f"the projector stopped: {exc!r}"), in_flight)
+
+    async def _feed(self, in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]) -> None:
+        while self._halted is None and not (self._closing and not self._buffer and not in_flight):
+            while self._buffer and len(in_flight) < self._depth:
                 batch = self._buffer[: self._batch_size]
                 del self._buffer[: self._batch_size]
                 if len(self._buffer) < self._high_water:
                     self._room.set()
-                await self._apply(batch)
-
-    async def _apply(self, batch: list[Delivery]) -> None:
-        try:
-            result = await self._run("apply_batch", batch, finish=self._finish_batches)
-        except WriterGone as exc:
-            # Nothing more can be applied; whoever waits for progress hears why.
-            log.error("projector.writer_gone", size=len(batch))
-            self._gone = exc
-            self._buffer.clear()
-            self._closing = True
-            self._room.set()
-            async with self._applied:
-                self._applied.notify_all()
-            return
-        except Exception:
-            # The batch is not committed; positions are unchanged. Put it back and retry;
-            # when stopping, leave it: it is read again from the stream on the next start.
-            log.exception("projector.batch_failed", size=len(batch))
-            if self._closing:
-                # Nothing after the failed batch may commit (its positions would cover it);
-                # all of it is read again from the streams on the next start.
-                self._buffer.clear()
+                in_flight.append((batch, self._submit(batch)))
+            if not in_flight:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, future = in_flight.popleft()
+            try:
+                result = await future
+            except WriterGone as exc:
+                log.error("projector.writer_gone", size=len(batch))
+                await self._halt(exc, in_flight)
                 return
-            self._buffer[:0] = batch
-            await asyncio.sleep(1.0)
-            self._wake.set()
-            return
+            except Exception:
+                log.exception("projector.batch_failed", size=len(batch))
+                await self._retry_later(batch, in_flight)
+                continue
+            await self._account(batch, result)
+
+    def _submit(self, batch: list[Delivery]) -> asyncio.Future[Any]:
+        expect: dict[str, int] = {}
+        for d in batch:
+            if d.stream not in expect:
+                expect[d.stream] = self._submitted.get(d.stream, 0)
+        for d in batch:
+            if d.seq > self._submitted.get(d.stream, 0):
+                self._submitted[d.stream] = d.seq
+        return asyncio.ensure_future(
+            self._run("apply_batch", batch, finish=self._finish_batches, expect=expect)
+        )
+
+    async def _account(self, batch: list[Delivery], result: BatchResult) -> None:
         self.totals = BatchResult(
             applied=self.totals.applied + result.applied,
             duplicates=self.totals.duplicates + result.duplicates,
@@ -255,6 +301,53 @@ class Projector:
                 self.positions[delivery.stream] = delivery.seq
         if self._on_batch is not None:
             self._on_batch(result)
+        if not self._finish_batches:  # replaying
+            self._writer.copy_wal()
+        async with self._applied:
+            self._applied.notify_all()
+
+    async def _retry_later(
+        self, failed: list[Delivery], in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]
+    ) -> None:
+        """A batch was not committed (positions unchanged). The ones sent after it commit
+        (other streams only) or are refused; the refused ones and the failed one go back to
+        the front of the buffer, in order, for another try in a second. When stopping,
+        nothing more commits: all of it is read again from the streams on the next start."""
+        retry = list(failed)
+        while in_flight:
+            batch, future = in_flight.popleft()
+            try:
+                result = await future
+            except WriterGone as exc:
+                log.error("projector.writer_gone", size=len(batch))
+                await self._halt(exc, in_flight)
+                return
+            except Exception:
+                retry.extend(batch)
+                continue
+            await self._account(batch, result)
+        if self._closing:
+            self._buffer.clear()
+            return
+        # What the store holds is what counts from here on.
+        with contextlib.suppress(ProjectionError):
+            for stream in list(self.positions):
+                self.positions[stream] = await self._run("position", stream)
+        self._submitted = dict(self.positions)
+        self._buffer[:0] = retry
+        await asyncio.sleep(1.0)
+
+    async def _halt(
+        self, exc: ProjectionError, in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]
+    ) -> None:
+        """Nothing more can be applied (the writer process died, or the loop itself failed);
+        whoever waits for progress hears why."""
+        await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
+        in_flight.clear()
+        self._halted = exc
+        self._buffer.clear()
+        self._closing = True
+        self._room.set()
         async with self._applied:
             self._applied.notify_all()
 
@@ -262,6 +355,6 @@ class Projector:
         """Call a method of the store on the writer (one call at a time, in order)."""
         return await self._writer.call(method, *args, **kwargs)
 
-    def _check_writer(self) -> None:
-        if self._gone is not None:
-            raise self._gone
+    def _check_running(self) -> None:
+        if self._halted is not None:
+            raise self._halted

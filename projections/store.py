@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from hivebrain.errors import InvalidEvent, ProjectionError, UnknownEventType
+from hivebrain.errors import InvalidEvent, OutOfTurn, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
 from hivebrain.events.subjects import subject as subject_of
 
@@ -68,6 +68,11 @@ HANDLERS: dict[type[Payload], Apply] = {
 OWNERS: dict[type[Payload], Projection] = {
     cls: projection for projection in PROJECTIONS for cls in projection.handlers
 }
+#: The order in which a batch's groups of events are applied: the handlers' own order, which
+#: puts the event that creates an entity (memory.stored) before the ones that change it. Any
+#: order gives the same rows; this one lets a batch's new memories take the plain-insert path
+#: even when the batch also holds later changes to them.
+APPLY_ORDER: dict[type[Payload], int] = {cls: rank for rank, cls in enumerate(HANDLERS)}
 
 
 def check_author(event: Event, subject: str) -> None:
@@ -145,8 +150,19 @@ class ProjectionStore:
         except sqlite_errors() as exc:
             raise ProjectionError(f"projection write failed: {exc}") from None
 
-    def apply_batch(self, deliveries: Sequence[Delivery], *, finish: bool = True) -> BatchResult:
+    def apply_batch(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        finish: bool = True,
+        expect: Mapping[str, int] | None = None,
+    ) -> BatchResult:
         """Apply stream deliveries in one transaction, recording positions and dead letters.
+
+        `expect`: the stored position each of these streams must have now, or the batch is
+        refused with OutOfTurn and nothing is written. A caller that hands over a batch before
+        the previous one has committed passes the positions that one leaves: if it failed,
+        the next one cannot commit positions past the messages the failed one still holds.
 
         A delivery whose `Nats-Msg-Id` (= event id) is already applied, or repeated in the
         batch (the same event read from EVENTS and from HIVE), is counted as a duplicate
@@ -159,7 +175,7 @@ class ProjectionStore:
         """
         self._finish = finish
         try:
-            return self._apply_batch(deliveries)
+            return self._apply_batch(deliveries, expect or {})
         finally:
             self._finish = True
 
@@ -189,10 +205,16 @@ class ProjectionStore:
         finally:
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
 
-    def _apply_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
+    def _apply_batch(
+        self, deliveries: Sequence[Delivery], expect: Mapping[str, int]
+    ) -> BatchResult:
         result = BatchResult()
         with self._transaction() as conn:
             positions = dict(conn.execute("SELECT stream, seq FROM positions").fetchall())
+            stale = {s: q for s, q in expect.items() if positions.get(s, 0) != q}
+            if stale:
+                have = {s: positions.get(s, 0) for s in stale}
+                raise OutOfTurn(f"stream positions are {have}, the batch expects {stale}")
             seen = dict(positions)
             todo = [d for d in deliveries if d.seq > positions.get(d.stream, 0)]
             known = self._applied_ids(conn, [d.msg_id for d in todo if d.msg_id])
@@ -325,7 +347,7 @@ class ProjectionStore:
         for e in new:
             groups.setdefault(type(e.payload), []).append(e)
         touched: dict[str, Projection] = {}
-        for cls, group in groups.items():
+        for cls, group in sorted(groups.items(), key=lambda item: APPLY_ORDER.get(item[0], -1)):
             apply = HANDLERS.get(cls)
             if apply is not None:
                 apply(conn, group)

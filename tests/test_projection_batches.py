@@ -8,7 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from hivebrain.errors import ProjectionError
+from hivebrain.errors import OutOfTurn, ProjectionError
 from hivebrain.events import Event, LamportClock, encode, to_wire
 from hivebrain.events.memory import MemoryReinforced, MemoryStored
 from hivebrain.projections import (
@@ -39,6 +39,25 @@ def test_batch_twice_changes_nothing(tmp_path: Path) -> None:
     assert store.digest() == digest
     assert store.position("HIVE") == 5
     store.close()
+
+
+def test_a_batch_expecting_other_positions_writes_nothing(tmp_path: Path) -> None:
+    """A batch handed over before the one in front of it committed names the positions that
+    one leaves; if the store is not there (that batch failed), nothing of it is written."""
+    store = ProjectionStore(tmp_path / "p.db")
+    events = [stored(i, lamport=i + 1) for i in range(6)]
+    first, second = deliveries(events[:3]), deliveries(events[3:], first_seq=4)
+    with pytest.raises(OutOfTurn, match="expects"):
+        store.apply_batch(second, expect={"HIVE": 3})  # the first batch never committed
+    assert store.position("HIVE") == 0
+    assert store.stats()["applied"] == 0
+    assert store.apply_batch(first, expect={"HIVE": 0}).applied == 3
+    assert store.apply_batch(second, expect={"HIVE": 3}).applied == 3
+    assert store.position("HIVE") == 6
+    # A stream the store has never seen is at 0; streams not named are not checked.
+    assert (
+        store.apply_batch(deliveries(events, stream="EVENTS"), expect={"EVENTS": 0}).duplicates == 6
+    )
 
 
 def test_same_event_on_two_streams_is_applied_once(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hivebrain.errors import WriterGone
+from hivebrain.errors import ProjectionError, WriterGone
 from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.memory import (
     SPACES,
@@ -27,6 +27,7 @@ from hivebrain.events.memory import (
 )
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node import Node
+from hivebrain.projections.sqlite import BUSY_TIMEOUT_MS, connect
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projector import Projector
 
@@ -225,10 +226,14 @@ async def test_replay_stops_with_an_error_when_its_writer_process_dies(node: Nod
     await node.projector.stop()
     node.store.reset()
 
+    killed: list[int] = []
+
     def kill_writer(_result: object) -> None:
+        # Once: the batch sent after the first one may still have committed before the kill.
         for child in psutil.Process().children():
-            if "spawn_main" in " ".join(child.cmdline()):
+            if not killed and "spawn_main" in " ".join(child.cmdline()):
                 os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
 
     replay = Projector(
         node.bus, node.store, node="n1", batch_size=50, separate_process=True, on_batch=kill_writer
@@ -243,3 +248,63 @@ async def test_replay_stops_with_an_error_when_its_writer_process_dies(node: Nod
     await asyncio.wait_for(again.replay(), 60)
     await again.stop()
     assert node.store.digest() == live
+
+
+async def test_a_failed_batch_holds_back_the_batch_sent_after_it(
+    node: Node, tmp_path: Path
+) -> None:
+    """A writer process holds two batches at once. When the first fails (the database stays
+    locked past the busy timeout) the second, already sent, must not commit positions past the
+    first's messages: both are retried, and every event is applied exactly once."""
+    assert node.bus is not None
+    events = mixed_events(seed=11, memories=60)
+    path = tmp_path / "locked.db"
+    store = ProjectionStore(path)
+    # HIVE alone: on both streams, a message lost from one would be applied from the other.
+    projector = Projector(
+        node.bus, store, node="n1", streams=(HIVE_STREAM,), batch_size=40, separate_process=True
+    )
+    blocker = connect(path)
+    try:
+        await projector.start()
+        blocker.execute("BEGIN IMMEDIATE")
+        publisher = await node.bus.publisher()
+        for e in events:
+            await publisher.publish(e)
+        await publisher.flush()
+        await publisher.close()
+        # The first batch fails after the 5 s busy timeout; the second then waits for the
+        # lock, which is released before its own timeout: it gets the lock, out of turn.
+        await asyncio.sleep(BUSY_TIMEOUT_MS / 1000 + 2)
+        blocker.execute("ROLLBACK")
+        assert await projector.wait_for(HIVE_STREAM, len(events), timeout=30)
+    finally:
+        blocker.close()
+        await projector.stop()
+    assert projector.totals.applied == len(events)
+    assert store.stats()["applied"] == len(events)
+    with ProjectionStore(tmp_path / "fresh.db") as fresh:
+        fresh.apply_events(events)
+        assert store.digest() == fresh.digest()
+    store.close()
+
+
+async def test_a_projector_that_stops_on_an_error_says_so(node: Node, tmp_path: Path) -> None:
+    """An error in the apply loop itself (here the caller's on_batch) ends the waits with
+    a ProjectionError instead of leaving them to time out."""
+    assert node.bus is not None
+
+    def broken(_result: object) -> None:
+        raise RuntimeError("progress display broke")
+
+    with ProjectionStore(tmp_path / "p.db") as store:
+        projector = Projector(node.bus, store, node="n1", on_batch=broken)
+        await projector.start()
+        try:
+            publisher = await node.bus.publisher()
+            await publisher.publish_wait(mixed_events(seed=12, memories=5)[0])
+            await publisher.close()
+            with pytest.raises(ProjectionError, match="progress display broke"):
+                await projector.wait_for(HIVE_STREAM, 1, timeout=30)
+        finally:
+            await projector.stop()
