@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -23,7 +23,7 @@ from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, ROOT
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 
 from .bus import Bus, RawMessage
-from .errors import ProjectionError, WriterGone
+from .errors import OutOfTurn, ProjectionError, WriterGone
 from .projection_writer import ProcessWriter, ThreadWriter
 
 log = structlog.get_logger(__name__)
@@ -263,17 +263,11 @@ class Projector:
                 self._wake.clear()
                 continue
             batch, future = in_flight.popleft()
-            try:
-                result = await future
-            except WriterGone as exc:
-                log.error("projector.writer_gone", size=len(batch))
-                await self._halt(exc, in_flight)
+            outcome = await self._collect(batch, future, in_flight)
+            if outcome == "halted":
                 return
-            except Exception:
-                log.exception("projector.batch_failed", size=len(batch))
+            if outcome == "failed":
                 await self._retry_later(batch, in_flight)
-                continue
-            await self._account(batch, result)
 
     def _submit(self, batch: list[Delivery]) -> asyncio.Future[Any]:
         expect: dict[str, int] = {}
@@ -286,6 +280,30 @@ class Projector:
         return asyncio.ensure_future(
             self._run("apply_batch", batch, finish=self._finish_batches, expect=expect)
         )
+
+    async def _collect(
+        self,
+        batch: list[Delivery],
+        future: asyncio.Future[Any],
+        in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]],
+    ) -> Literal["applied", "failed", "halted"]:
+        """Wait for one batch handed to the writer: applied (and accounted for), failed
+        (nothing of it committed), or halted (the writer process died: nothing more is
+        applied)."""
+        try:
+            result = await future
+        except WriterGone as exc:
+            log.error("projector.writer_gone", size=len(batch))
+            await self._halt(exc, in_flight)
+            return "halted"
+        except OutOfTurn:
+            log.info("projector.batch_held_back", size=len(batch))
+            return "failed"
+        except Exception:
+            log.exception("projector.batch_failed", size=len(batch))
+            return "failed"
+        await self._account(batch, result)
+        return "applied"
 
     async def _account(self, batch: list[Delivery], result: BatchResult) -> None:
         self.totals = BatchResult(
@@ -316,16 +334,11 @@ class Projector:
         retry = list(failed)
         while in_flight:
             batch, future = in_flight.popleft()
-            try:
-                result = await future
-            except WriterGone as exc:
-                log.error("projector.writer_gone", size=len(batch))
-                await self._halt(exc, in_flight)
+            outcome = await self._collect(batch, future, in_flight)
+            if outcome == "halted":
                 return
-            except Exception:
+            if outcome == "failed":
                 retry.extend(batch)
-                continue
-            await self._account(batch, result)
         if self._closing:
             self._buffer.clear()
             return
