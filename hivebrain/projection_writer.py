@@ -120,7 +120,7 @@ class ProcessWriter:
 
     def _checkpoint(self) -> None:
         # A failed copy changes nothing: the final checkpoint copies whatever is left.
-        with contextlib.suppress(*sqlite_errors()):
+        with contextlib.suppress(ProjectionError, *sqlite_errors()):
             if self._checkpointer is None:
                 self._checkpointer = connect(self._path)
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")

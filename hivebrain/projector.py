@@ -76,6 +76,7 @@ class Projector:
         # The positions the store will have once every batch handed to the writer commits.
         self._submitted: dict[str, int] = {}
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
+        self.held_back = 0  # batches refused as OutOfTurn (sent behind one that failed)
 
     async def start(self) -> None:
         # Index what an interrupted replay left unindexed (nothing, usually: cheap).
@@ -155,6 +156,8 @@ class Projector:
         # A writer process takes a while to start: the first messages are read meanwhile (the
         # writer runs calls in order, so `begin_replay` still comes before every batch).
         ready = asyncio.ensure_future(self._run("begin_replay"))
+        # Awaited below; should the replay fail before that, its error is not reported twice.
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         for stream in self._streams:
             self.positions[stream] = await self._read_position(stream)
             if progress is not None and self.positions[stream]:
@@ -249,6 +252,8 @@ class Projector:
         except Exception as exc:  # a bug, or the caller's on_batch failing
             log.exception("projector.stopped")
             await self._halt(ProjectionError(f"the projector stopped: {exc!r}"), in_flight)
+        if self._halted is None:  # stopped: a wait that is still on hears so, not silence
+            await self._halt(ProjectionError("the projector was stopped"), in_flight)
 
     async def _feed(self, in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]) -> None:
         while self._halted is None and not (self._closing and not self._buffer and not in_flight):
@@ -297,6 +302,7 @@ class Projector:
             await self._halt(exc, in_flight)
             return "halted"
         except OutOfTurn:
+            self.held_back += 1
             log.info("projector.batch_held_back", size=len(batch))
             return "failed"
         except Exception:
@@ -343,9 +349,14 @@ class Projector:
             self._buffer.clear()
             return
         # What the store holds is what counts from here on.
-        with contextlib.suppress(ProjectionError):
+        try:
             for stream in list(self.positions):
                 self.positions[stream] = await self._run("position", stream)
+        except WriterGone as exc:
+            await self._halt(exc, in_flight)
+            return
+        except ProjectionError:
+            pass  # the positions accounted for so far stand
         self._submitted = dict(self.positions)
         self._buffer[:0] = retry
         await asyncio.sleep(1.0)
@@ -354,8 +365,12 @@ class Projector:
         self, exc: ProjectionError, in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]
     ) -> None:
         """Nothing more can be applied (the writer process died, or the loop itself failed);
-        whoever waits for progress hears why."""
-        await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
+        whoever waits for progress hears why. Batches still with the writer that committed
+        are counted."""
+        results = await asyncio.gather(*(f for _, f in in_flight), return_exceptions=True)
+        for (batch, _), result in zip(in_flight, results, strict=True):
+            if isinstance(result, BatchResult):
+                await self._account(batch, result)
         in_flight.clear()
         self._halted = exc
         self._buffer.clear()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import structlog
+
 from hivebrain.errors import InvalidEvent, OutOfTurn, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
 from hivebrain.events.subjects import subject as subject_of
@@ -48,6 +50,8 @@ __all__ = [
     "SqliteClockStore",
     "VectorHit",
 ]
+
+log = structlog.get_logger(__name__)
 
 #: SQLite's default: a checkpoint once the WAL holds this many pages.
 WAL_AUTOCHECKPOINT_PAGES = 1000
@@ -199,7 +203,9 @@ class ProjectionStore:
         database file and truncate it, and checkpoint automatically again."""
         self.finish_pending()
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            (busy, _, _) = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.warning("projection.checkpoint_busy")  # done by a later checkpoint
         except sqlite_errors() as exc:
             raise ProjectionError(f"projection checkpoint failed: {exc}") from None
         finally:
