@@ -81,6 +81,16 @@ def mixed_events(seed: int, memories: int = 800) -> list[Event]:
     return stored + [event(payload, entity) for payload, entity in later]
 
 
+async def publish_all(node: Node, events: list[Event]) -> None:
+    """Publish `events` through the node's bus and wait for every ack."""
+    assert node.bus is not None
+    publisher = await node.bus.publisher()
+    for e in events:
+        await publisher.publish(e)
+    await publisher.flush()
+    await publisher.close()
+
+
 def keyword_hits(store: ProjectionStore) -> dict[tuple[str, bool], list[str]]:
     """The memories each keyword finds, live ones and forgotten ones included."""
     return {
@@ -218,11 +228,7 @@ async def test_replay_stops_with_an_error_when_its_writer_process_dies(node: Nod
     instead of waiting forever; what was committed stays, and a new replay completes it."""
     assert node.bus is not None and node.store is not None and node.projector is not None
     events = mixed_events(seed=10, memories=150)
-    publisher = await node.bus.publisher()
-    for e in events:
-        await publisher.publish(e)
-    await publisher.flush()
-    await publisher.close()
+    await publish_all(node, events)
     assert await node.projector.wait_for(HIVE_STREAM, len(events), timeout=30)
     live = node.store.digest()
     await node.projector.stop()
@@ -260,11 +266,7 @@ async def test_a_failed_batch_holds_back_the_batch_sent_after_it(
     first's messages: it is held back, both are retried, and every event is applied once."""
     assert node.bus is not None
     events = mixed_events(seed=11, memories=60)
-    publisher = await node.bus.publisher()
-    for e in events:
-        await publisher.publish(e)
-    await publisher.flush()
-    await publisher.close()
+    await publish_all(node, events)
     path = tmp_path / "locked.db"
     store = ProjectionStore(path)
     # HIVE alone: on both streams, a message lost from one would be applied from the other.
