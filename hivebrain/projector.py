@@ -364,13 +364,14 @@ class Projector:
     async def _halt(
         self, exc: ProjectionError, in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]
     ) -> None:
-        """Nothing more can be applied (the writer process died, or the loop itself failed);
-        whoever waits for progress hears why. Batches still with the writer that committed
-        are counted."""
+        """Nothing more is applied (the projector was stopped, its writer process died, or
+        the loop itself failed); whoever waits for progress hears why. Batches still with the
+        writer that committed are counted (an error there, e.g. from `on_batch`, is ignored)."""
         results = await asyncio.gather(*(f for _, f in in_flight), return_exceptions=True)
         for (batch, _), result in zip(in_flight, results, strict=True):
             if isinstance(result, BatchResult):
-                await self._account(batch, result)
+                with contextlib.suppress(Exception):
+                    await self._account(batch, result)
         in_flight.clear()
         self._halted = exc
         self._buffer.clear()
