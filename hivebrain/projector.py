@@ -267,7 +267,19 @@ class Projector:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            batch, future = in_flight.popleft()
+            batch, future = in_flight[0]
+            if len(in_flight) < self._depth and not self._closing:
+                # Room for another batch (the buffer is empty): wait for this one to be
+                # applied or for more messages, whichever comes first.
+                self._wake.clear()
+                more = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({future, more}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    more.cancel()
+                if not future.done():
+                    continue
+            in_flight.popleft()
             outcome = await self._collect(batch, future, in_flight)
             if outcome == "halted":
                 return
