@@ -73,8 +73,6 @@ class Projector:
         self._own_prefix = f"{ROOT}.{node}." if node else None
         self.own_sourced = 0
         self.positions: dict[str, int] = {}  # committed
-        # The positions the store will have once every batch handed to the writer commits.
-        self._submitted: dict[str, int] = {}
         self.totals = BatchResult(applied=0, duplicates=0, dead=0, max_lamport=0)
         self.held_back = 0  # batches refused as OutOfTurn (sent behind one that failed)
 
@@ -83,7 +81,6 @@ class Projector:
         await self._run("finish_pending")
         for stream in self._streams:
             self.positions[stream] = await self._run("position", stream)
-        self._submitted = dict(self.positions)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
         for stream in self._streams:
             sub = await self._bus.consume(stream, self.positions[stream] + 1, self._on_message)
@@ -162,7 +159,6 @@ class Projector:
             self.positions[stream] = await self._read_position(stream)
             if progress is not None and self.positions[stream]:
                 progress(self.positions[stream])
-        self._submitted = dict(self.positions)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
         await self._drain(HIVE_STREAM, progress, ready)
         await ready
@@ -174,7 +170,6 @@ class Projector:
                     progress(skip - self.positions[EVENTS_STREAM])
                 await self._run("advance", EVENTS_STREAM, skip)
                 self.positions[EVENTS_STREAM] = skip
-                self._submitted[EVENTS_STREAM] = max(self._submitted[EVENTS_STREAM], skip)
             await self._drain(EVENTS_STREAM, progress)
         # The writer runs one call at a time, in order: every batch handed to it before this
         # line is applied before `finish_pending` runs; later ones finish themselves.
@@ -262,7 +257,7 @@ class Projector:
                 del self._buffer[: self._batch_size]
                 if len(self._buffer) < self._high_water:
                     self._room.set()
-                in_flight.append((batch, self._submit(batch)))
+                in_flight.append((batch, self._submit(batch, in_flight)))
             if not in_flight:
                 await self._wake.wait()
                 self._wake.clear()
@@ -286,14 +281,16 @@ class Projector:
             if outcome == "failed":
                 await self._retry_later(batch, in_flight)
 
-    def _submit(self, batch: list[Delivery]) -> asyncio.Future[Any]:
-        expect: dict[str, int] = {}
-        for d in batch:
-            if d.stream not in expect:
-                expect[d.stream] = self._submitted.get(d.stream, 0)
-        for d in batch:
-            if d.seq > self._submitted.get(d.stream, 0):
-                self._submitted[d.stream] = d.seq
+    def _submit(
+        self, batch: list[Delivery], in_flight: deque[tuple[list[Delivery], asyncio.Future[Any]]]
+    ) -> asyncio.Future[Any]:
+        # The positions the store will have once the batches already with the writer commit.
+        ahead = dict(self.positions)
+        for earlier, _ in in_flight:
+            for d in earlier:
+                if d.seq > ahead.get(d.stream, 0):
+                    ahead[d.stream] = d.seq
+        expect = {d.stream: ahead.get(d.stream, 0) for d in batch}
         return asyncio.ensure_future(
             self._run("apply_batch", batch, finish=self._finish_batches, expect=expect)
         )
@@ -369,7 +366,6 @@ class Projector:
             return
         except ProjectionError:
             pass  # the positions accounted for so far stand
-        self._submitted = dict(self.positions)
         self._buffer[:0] = retry
         await asyncio.sleep(1.0)
 

@@ -72,11 +72,6 @@ HANDLERS: dict[type[Payload], Apply] = {
 OWNERS: dict[type[Payload], Projection] = {
     cls: projection for projection in PROJECTIONS for cls in projection.handlers
 }
-#: The order in which a batch's groups of events are applied: the handlers' own order, which
-#: puts the event that creates an entity (memory.stored) before the ones that change it. Any
-#: order gives the same rows; this one lets a batch's new memories take the plain-insert path
-#: even when the batch also holds later changes to them.
-APPLY_ORDER: dict[type[Payload], int] = {cls: rank for rank, cls in enumerate(HANDLERS)}
 
 
 def check_author(event: Event, subject: str) -> None:
@@ -353,9 +348,13 @@ class ProjectionStore:
         for e in new:
             groups.setdefault(type(e.payload), []).append(e)
         touched: dict[str, Projection] = {}
-        for cls, group in sorted(groups.items(), key=lambda item: APPLY_ORDER.get(item[0], -1)):
-            apply = HANDLERS.get(cls)
-            if apply is not None:
+        # In the handlers' own order, which puts the event that creates an entity
+        # (memory.stored) before the ones that change it. Any order gives the same rows; this
+        # one lets a batch's new memories take the plain-insert path even when the batch also
+        # holds later changes to them.
+        for cls, apply in HANDLERS.items():
+            group = groups.get(cls)
+            if group:
                 apply(conn, group)
                 touched[OWNERS[cls].name] = OWNERS[cls]
         for projection in touched.values():
