@@ -10,13 +10,13 @@ memories plans the same moves, so several consolidators in a hive only repeat ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
 
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryMoved, MemoryStored
+from hivebrain.tasks import cancel_and_wait
 
 from .actor import Actor, Context
 
@@ -46,9 +46,7 @@ class ConsolidatorActor(Actor):
 
     async def on_stop(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            await cancel_and_wait(self._timer)
             self._timer = None
 
     async def handle(self, events: list[Event]) -> None:

@@ -26,7 +26,6 @@ and retries after a back-off, so events wait and nothing is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from hivebrain.events.knowledge import ChunkAdded
 from hivebrain.events.memory import MemoryEdited, MemoryStored
 from hivebrain.events.observation import ObservationWritten
 from hivebrain.projections import embedding_queries
+from hivebrain.tasks import cancel_and_wait
 
 from .actor import Actor, ActorSetup, Context
 from .registry import register
@@ -111,9 +111,7 @@ class EmbedderActor(Actor):
 
     async def on_stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
             self._sweeper = None
 
     async def handle(self, events: list[Event]) -> None:

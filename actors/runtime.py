@@ -40,6 +40,7 @@ from hivebrain.errors import ConfigError, EventError
 from hivebrain.events import Event, LamportClock, decode
 from hivebrain.events.subjects import H_TYPE, HIVE_STREAM, ROOT
 from hivebrain.projections.store import ProjectionStore
+from hivebrain.tasks import cancel_and_wait
 
 from .actor import (
     Actor,
@@ -258,9 +259,7 @@ class _Supervisor:
                     await msg.nak(delay=self._delay)
             raise
         finally:
-            keep_alive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keep_alive
+            await cancel_and_wait(keep_alive)
         for msg, _ in batch[:-1]:
             await msg.ack()
         await batch[-1][0].ack_sync(timeout=5.0)  # after the others: confirms the whole batch
@@ -386,12 +385,10 @@ class ActorRuntime:
             _, late = await asyncio.wait(tasks, timeout=self.options.drain_timeout)
             for task in late:
                 log.warning("actor.stop_timed_out", task=task.get_name())
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await cancel_and_wait(task)
         if self._reporter is not None:
-            self._reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reporter
+            await cancel_and_wait(self._reporter)
             self._reporter = None
         if self._table is not None:
             with contextlib.suppress(Exception):

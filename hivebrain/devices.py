@@ -15,7 +15,6 @@ up with the node's own events), the heartbeat and the liveness tracker (see live
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from .bus import Bus
 from .hardware import Hardware, capabilities, classify, detect
 from .liveness import DEFAULT_INTERVAL_S, Heartbeat, LivenessTracker
 from .publisher import Ack, Publisher
+from .tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -216,9 +216,7 @@ class DeviceServices:
 
     async def stop(self) -> None:
         if self.announced is not None and not self.announced.done():
-            self.announced.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.announced
+            await cancel_and_wait(self.announced)
         await self.heartbeat.stop()
         await self.tracker.stop()
         if self._publisher is not None:

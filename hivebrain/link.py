@@ -25,6 +25,7 @@ import structlog
 from hivebrain.events.subjects import HIVE_STREAM
 
 from .serverconf import JOIN_SUBJECT, join_subject
+from .tasks import cancel_and_wait
 from .topology import Streams
 
 log = structlog.get_logger(__name__)
@@ -123,10 +124,7 @@ class LinkWatcher:
 
     async def stop(self) -> None:
         for task in (self._task, self._check):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         hello = json.dumps({"node": self._leaf}).encode()

@@ -28,6 +28,7 @@ import psutil
 import structlog
 
 from hivebrain.projections.sqlite import connect, sqlite_errors
+from hivebrain.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -141,9 +142,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
@@ -218,9 +217,7 @@ class LivenessTracker:
                 await self._sub.unsubscribe()
             self._sub = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._conn is not None:
             await self.flush()

@@ -4,7 +4,6 @@ projector together for one machine of the hive."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from .link import JoinService, LinkWatcher
 from .natsserver import NatsServer, RenderedServerConfig, ServerConfig
 from .projector import Projector
 from .serverconf import join_inbox_prefix
+from .tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -230,9 +230,7 @@ class Node:
             await self.actors.stop()
             self.actors = None
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await cancel_and_wait(self._watchdog)
             self._watchdog = None
         if self.devices is not None:
             await self.devices.stop()

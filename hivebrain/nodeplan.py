@@ -4,7 +4,6 @@ profile, derived from nodes.toml and its credentials (used by `node run` and the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import structlog
@@ -17,6 +16,7 @@ from .homelab import Homelab, load_homelab
 from .natsserver import RenderedServerConfig
 from .node import Node, NodeRole
 from .serverconf import needed_credentials, server_config
+from .tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -106,9 +106,7 @@ class HomelabWatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

@@ -34,6 +34,7 @@ from hivebrain.events.subjects import (
 )
 
 from .errors import BusError, PublishTimeout
+from .tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -144,9 +145,7 @@ class Publisher:
 
     async def close(self) -> None:
         if self._sweeper:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
