@@ -16,6 +16,9 @@ import gc
 import multiprocessing
 import signal
 import sqlite3
+import sys
+import types
+from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -71,6 +74,27 @@ def _open(path: str, strategy: Strategy) -> None:
     gc.disable()
 
 
+def _started() -> None:
+    """The first task: submitting it is what starts the process."""
+
+
+@contextlib.contextmanager
+def _main_left_out() -> Iterator[None]:
+    """Hide the parent's main module while a process is started.
+
+    `spawn` makes the child import the parent's main module first, so that functions defined
+    there can be unpickled: for the `hivebrain` command that is the whole CLI (~0.5 s), for
+    `python -m bench.run` every benchmark (~1 s), all before the child can take its first
+    batch. The writer's child runs only functions of this module and needs none of it. Start
+    the process inside this block (the preparation data is taken in `Process.start`)."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if _STORE is None:
         raise ProjectionError("the projection writer process has no store open")
@@ -98,6 +122,8 @@ class ProcessWriter:
             initializer=_open,
             initargs=(str(path), strategy),
         )
+        with _main_left_out():  # start the process now, while the main module is hidden
+            self._executor.submit(_started)
         self._closed = False
         self._path = path
         self._checkpointer: sqlite3.Connection | None = None

@@ -8,6 +8,8 @@ import asyncio
 import os
 import random
 import signal
+import sys
+import types
 from pathlib import Path
 
 import psutil
@@ -27,6 +29,7 @@ from hivebrain.events.memory import (
 )
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node import Node
+from hivebrain.projection_writer import ProcessWriter
 from hivebrain.projections.sqlite import BUSY_TIMEOUT_MS, connect
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projector import Projector
@@ -314,3 +317,24 @@ async def test_a_projector_that_stops_on_an_error_says_so(node: Node, tmp_path: 
                 await projector.wait_for(HIVE_STREAM, 1, timeout=30)
         finally:
             await projector.stop()
+
+
+async def test_the_writer_process_starts_without_the_main_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `spawn` runs the parent's main module in a new process before anything else (for the
+    # CLI, all of it); the writer's process must not: it would start a second or later.
+    marker = tmp_path / "main-module-ran"
+    script = tmp_path / "main_script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    store = ProjectionStore(tmp_path / "p.db")
+    writer = ProcessWriter(store.path, store.strategy)
+    try:
+        assert await writer.call("position", HIVE_STREAM) == 0
+    finally:
+        await writer.close()
+        store.close()
+    assert not marker.exists()
