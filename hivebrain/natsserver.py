@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -65,11 +66,38 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+#: Where the kernel takes the local ports of outgoing connections when it does not say.
+EPHEMERAL_LOW = 32768
+_PORT_SPAN = 12_000  # free ports are picked from this many below the ephemeral range
+_pick = random.SystemRandom()  # not the module's generator, which tests seed
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on now, for a server to bind soon after.
+
+    It is picked at random below the kernel's ephemeral range: a port from that range (what
+    binding port 0 returns) can be handed to an outgoing connection of any process between
+    this pick and the server's bind, and the server then fails with "address in use"."""
+    low = _ephemeral_low()
+    start = max(1024, low - _PORT_SPAN)
+    for _ in range(200 if start < low else 0):
+        port = _pick.randrange(start, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # the whole span is taken: any free port will do
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        any_port: int = sock.getsockname()[1]
+        return any_port
+
+
+def _ephemeral_low() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return EPHEMERAL_LOW
 
 
 @dataclass

@@ -326,3 +326,12 @@ async def test_a_leaf_pulls_and_acks_a_consumer_it_shares_on_the_hub(hive: Hive)
     info = await hub_js.consumer_info("HIVE", "actor-embedder-m")
     assert (info.delivered.stream_seq, info.num_ack_pending, info.num_pending) == (1, 0, 0)
     assert not errors
+
+
+def test_free_ports_come_from_below_the_ephemeral_range() -> None:
+    # Ports from the ephemeral range also go to outgoing connections, which could take one
+    # between the pick and the server's bind.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert all(1024 <= p < low for p in ports)
+    assert len(set(ports)) > 1
