@@ -39,6 +39,8 @@ class Figure:
     higher_is_better: bool
     notes: dict[str, Any] = field(default_factory=dict)
     peer: str | None = None
+    #: The baseline's figure on the machine where `target` was set, when the target names it.
+    reference_baseline: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -55,6 +57,22 @@ class Figure:
         if self.higher_is_better:
             return self.hivebrain >= self.target
         return self.hivebrain <= self.target
+
+    @property
+    def scaled_target(self) -> float | None:
+        """The target at this machine's speed: scaled by this run's baseline over the one the
+        target was set beside (a throughput target on a machine whose raw client runs at half
+        the speed asks for half)."""
+        if self.target is None or self.reference_baseline is None or not self.baseline:
+            return None
+        return self.target * self.baseline / self.reference_baseline
+
+    @property
+    def met_scaled(self) -> bool | None:
+        scaled = self.scaled_target
+        if scaled is None:
+            return None
+        return self.hivebrain >= scaled if self.higher_is_better else self.hivebrain <= scaled
 
     def as_dict(self) -> dict[str, Any]:
         if self.peer is not None:
@@ -76,6 +94,9 @@ class Figure:
             "target": self.target,
             "target_op": ">=" if self.higher_is_better else "<=",
             "met": self.met,
+            "reference_baseline": self.reference_baseline,
+            "scaled_target": self.scaled_target,
+            "met_scaled": self.met_scaled,
             "notes": self.notes,
         }
 

@@ -35,6 +35,8 @@ from hivebrain.projector import Projector
 from .common import NODE, Corpus, Figure, Progress, fresh_streams, say
 
 TARGET = 25_000.0
+#: The baseline (raw ordered-consumer read + decode) where TARGET was set.
+REFERENCE_BASELINE = 140_000.0
 TS0 = 1_750_000_000.0
 
 
@@ -164,6 +166,7 @@ async def run(bus: Bus, scratch: Path, n: int) -> list[Figure]:
             hivebrain=n / hive_s,
             baseline=n / base_s,
             target=TARGET,
+            reference_baseline=REFERENCE_BASELINE,
             higher_is_better=True,
             notes={"hivebrain_s": hive_s, "baseline_s": base_s, "n": n, **notes},
         )

@@ -131,6 +131,9 @@ def table(
         else:
             op = ">=" if f.higher_is_better else "<="
             target = f"{op} {_number(f.target, f.unit)} {'met' if f.met else 'MISSED'}"
+            if f.scaled_target is not None:
+                verdict = "met" if f.met_scaled else "MISSED"
+                target += f"; at this baseline {op} {_number(f.scaled_target, f.unit)} {verdict}"
         lines.append(
             f"| {f.metric} | {_number(f.hivebrain, f.unit)} | {_number(f.baseline, f.unit)} "
             f"| {f.ratio:.2f} | {target} |"

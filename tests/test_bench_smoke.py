@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import Figure
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "| metric | hivebrain | baseline | ratio | target |"
 
@@ -100,3 +102,27 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     assert isinstance(figures, list)
     catchup = next(f for f in figures if f["metric"].startswith("catch-up"))
     assert catchup["met"] is True  # 5,000 events caught up within the 60 s target
+    for name in ("publish", "rebuild"):
+        f = next(f for f in figures if f["metric"].startswith(name))
+        assert f["scaled_target"] == pytest.approx(
+            f["target"] * f["baseline"] / f["reference_baseline"]
+        )
+        assert f"; at this baseline >= {f['scaled_target']:,.0f}/s " in stdout
+
+
+def test_a_throughput_target_is_scaled_by_this_runs_baseline() -> None:
+    def figure(hivebrain: float, baseline: float) -> Figure:
+        return Figure(
+            metric="rebuild",
+            unit="events/s",
+            hivebrain=hivebrain,
+            baseline=baseline,
+            target=25_000,
+            higher_is_better=True,
+            reference_baseline=140_000,
+        )
+
+    slow = figure(hivebrain=20_000, baseline=70_000)  # a machine at half the reference speed
+    assert slow.scaled_target == 12_500 and slow.met_scaled is True and slow.met is False
+    assert figure(hivebrain=12_000, baseline=70_000).met_scaled is False
+    assert figure(hivebrain=26_000, baseline=140_000).met_scaled is True
