@@ -385,8 +385,7 @@ class ActorRuntime:
             _, late = await asyncio.wait(tasks, timeout=self.options.drain_timeout)
             for task in late:
                 log.warning("actor.stop_timed_out", task=task.get_name())
-                with contextlib.suppress(Exception):
-                    await cancel_and_wait(task)
+            await asyncio.gather(*(cancel_and_wait(t) for t in late), return_exceptions=True)
         if self._reporter is not None:
             await cancel_and_wait(self._reporter)
             self._reporter = None

@@ -123,8 +123,8 @@ class LinkWatcher:
         self._task = asyncio.create_task(self._loop(), name="link-watcher")
 
     async def stop(self) -> None:
-        for task in (self._task, self._check):
-            await cancel_and_wait(task)
+        await cancel_and_wait(self._task)  # first: until it has ended it may start a check
+        await cancel_and_wait(self._check)
 
     async def _loop(self) -> None:
         hello = json.dumps({"node": self._leaf}).encode()

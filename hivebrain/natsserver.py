@@ -7,6 +7,7 @@ accepts clients, and stops it with SIGTERM (SIGKILL after a grace period).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import os
@@ -70,6 +71,8 @@ def write_private(path: Path, text: str) -> None:
 EPHEMERAL_LOW = 32768
 _PORT_SPAN = 12_000  # free ports are picked from this many below the ephemeral range
 _pick = random.SystemRandom()  # not the module's generator, which tests seed
+#: Ports handed out lately: a caller may pick several before its servers bind any.
+_issued: collections.deque[int] = collections.deque(maxlen=64)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -82,12 +85,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     start = max(1024, low - _PORT_SPAN)
     for _ in range(200 if start < low else 0):
         port = _pick.randrange(start, low)
+        if port in _issued:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        _issued.append(port)
+        return port
     with socket.socket() as sock:  # the whole span is taken: any free port will do
         sock.bind((host, 0))
         any_port: int = sock.getsockname()[1]

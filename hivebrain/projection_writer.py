@@ -122,7 +122,9 @@ class ProcessWriter:
             initializer=_open,
             initargs=(str(path), strategy),
         )
-        with _main_left_out():  # start the process now, while the main module is hidden
+        # Start the process now, while the main module is hidden. It is the pool's only one:
+        # with one worker and no `max_tasks_per_child`, the pool never starts another.
+        with _main_left_out():
             self._executor.submit(_started)
         self._closed = False
         self._path = path

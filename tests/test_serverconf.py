@@ -334,4 +334,4 @@ def test_free_ports_come_from_below_the_ephemeral_range() -> None:
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     ports = [free_port() for _ in range(50)]
     assert all(1024 <= p < low for p in ports)
-    assert len(set(ports)) > 1
+    assert len(set(ports)) == len(ports)  # none handed out twice before a server binds it
