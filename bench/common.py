@@ -52,11 +52,7 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
-        if self.target is None:
-            return None
-        if self.higher_is_better:
-            return self.hivebrain >= self.target
-        return self.hivebrain <= self.target
+        return None if self.target is None else self._meets(self.target)
 
     @property
     def scaled_target(self) -> float | None:
@@ -70,9 +66,10 @@ class Figure:
     @property
     def met_scaled(self) -> bool | None:
         scaled = self.scaled_target
-        if scaled is None:
-            return None
-        return self.hivebrain >= scaled if self.higher_is_better else self.hivebrain <= scaled
+        return None if scaled is None else self._meets(scaled)
+
+    def _meets(self, bound: float) -> bool:
+        return self.hivebrain >= bound if self.higher_is_better else self.hivebrain <= bound
 
     def as_dict(self) -> dict[str, Any]:
         if self.peer is not None:
