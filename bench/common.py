@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hivebrain.bus import Bus, connect
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.natsserver import NatsServer, ServerConfig, free_port
+from hivebrain.transport.bus import Bus, connect
+from hivebrain.transport.server import NatsServer, ServerConfig, free_port
 
 NODE = "bench"
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from hivebrain.cli_support import open_brain
+from hivebrain.cli.support import open_brain
 from hivebrain.config import Settings, load_settings
 from hivebrain.events.memory import SPACES, MemoryStored
-from hivebrain.natsserver import NatsServer, free_port
-from hivebrain.node import server_config
+from hivebrain.node.node import server_config
 from hivebrain.projections import ProjectionStore
+from hivebrain.transport.server import NatsServer, free_port
 
 from .common import NODE, Corpus, Figure, percentile, say
 from .recall import _fill_store, _memories

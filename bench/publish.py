@@ -13,11 +13,11 @@ import asyncio
 import time
 from pathlib import Path
 
-from hivebrain.bus import Bus
 from hivebrain.events import Event, LamportClock, encode
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, headers, subject
 from hivebrain.projections import SqliteClockStore
+from hivebrain.transport.bus import Bus
 
 from .common import NODE, Corpus, Figure, Progress, fresh_streams, say
 

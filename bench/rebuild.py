@@ -18,7 +18,6 @@ from typing import Any
 import msgpack
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from hivebrain.bus import Bus
 from hivebrain.events import Event, Payload, Stamp, VersionRef, encode
 from hivebrain.events.memory import (
     SPACES,
@@ -29,8 +28,9 @@ from hivebrain.events.memory import (
     MemoryStored,
 )
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, headers, subject
+from hivebrain.node.projector import Projector
 from hivebrain.projections import ProjectionStore
-from hivebrain.projector import Projector
+from hivebrain.transport.bus import Bus
 
 from .common import NODE, Corpus, Figure, Progress, fresh_streams, say
 

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from hivebrain.logs import configure
-from hivebrain.natsserver import find_binary
+from hivebrain.transport.server import find_binary
 
 from . import catchup, embed, hybrid, mcp, peers, publish, rebuild, recall, searchable
 from .common import FULL, QUICK, Figure, Sizes, nats_server, phase, say

@@ -19,9 +19,9 @@ from hivebrain.config import load_settings
 from hivebrain.embedding.local import LocalMiniLM
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryStored
-from hivebrain.natsserver import free_port
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 from hivebrain.projections.sqlite import connect
+from hivebrain.transport.server import free_port
 
 from .common import NODE, Corpus, Figure, Progress, percentile, say
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from local import local_settings
 
-from hivebrain.bus import Bus, connect
-from hivebrain.natsserver import NatsServer, ServerConfig, free_port
-from hivebrain.node import Node
+from hivebrain.node.node import Node
+from hivebrain.transport.bus import Bus, connect
+from hivebrain.transport.server import NatsServer, ServerConfig, free_port
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from pathlib import Path
 from local import local_settings
 
 from hivebrain.actors import Actor
+from hivebrain.demo.proxy import LinkProxy
 from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.linkproxy import LinkProxy
-from hivebrain.natsserver import ServerConfig, free_port
-from hivebrain.node import Node, NodeRole
+from hivebrain.node.node import Node, NodeRole
+from hivebrain.transport.server import ServerConfig, free_port
 
 
 @dataclass

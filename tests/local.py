@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hivebrain.config import Settings, load_settings
-from hivebrain.natsserver import free_port
+from hivebrain.transport.server import free_port
 
 
 def local_settings(home: Path, node: str = "n1", port: int | None = None) -> Settings:

@@ -32,7 +32,7 @@ from hivebrain.events import Event, Payload
 from hivebrain.events.memory import MemoryForgotten, MemoryStored
 from hivebrain.events.subjects import HIVE_STREAM
 from hivebrain.events.task import TaskCompleted, TaskRequested
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 
 
 class Recorder(Actor):

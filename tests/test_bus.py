@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from hivebrain.bus import Bus, RawMessage, connect
 from hivebrain.errors import NotConnected, PublishTimeout
 from hivebrain.events import Event, decode
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, headers, subject
-from hivebrain.natsserver import NatsServer, free_port
+from hivebrain.transport.bus import Bus, RawMessage, connect
+from hivebrain.transport.server import NatsServer, free_port
 
 
 def _event(i: int, node: str = "n1") -> Event:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hivebrain.chatlogs import ChatLog, find_chatlogs, read_chatlog, turns
+from hivebrain.app.chatlogs import ChatLog, find_chatlogs, read_chatlog, turns
 from hivebrain.errors import ConfigError
 from hivebrain.events import derived_id
 from hivebrain.events.envelope import TOKEN_RE, new_id

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hivebrain.chunking import chunk_id, chunk_text, content_hash, markdown_title, spans
+from hivebrain.app.chunking import chunk_id, chunk_text, content_hash, markdown_title, spans
 from hivebrain.events.envelope import TOKEN_RE
 
 KINDS = ("markdown", "code", "text")

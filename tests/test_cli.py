@@ -22,8 +22,8 @@ from nodeproc import (
     wait_until,
 )
 
-from hivebrain.cli import cli as cli_group
-from hivebrain.natsserver import free_port
+from hivebrain.cli.main import cli as cli_group
+from hivebrain.transport.server import free_port
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from nodeproc import Cli, NodeProcess, one_clean_error
 
-from hivebrain.natsserver import free_port
+from hivebrain.transport.server import free_port
 
 UUID = re.compile(r"^[0-9a-f]{32}$")
 

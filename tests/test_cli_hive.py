@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivebrain.demo import homelab_toml
-from hivebrain.natsserver import free_port
+from hivebrain.demo.story import homelab_toml
+from hivebrain.transport.server import free_port
 
 HIVEBRAIN = str(Path(sys.executable).parent / "hivebrain")
 NODES_TOML = Path(__file__).resolve().parents[1] / "nodes.toml"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hivebrain.agents import WorkingPolicy, resolve, set_policy
-from hivebrain.brain import Brain
-from hivebrain.consolidation import (
+from hivebrain.app.agents import WorkingPolicy, resolve, set_policy
+from hivebrain.app.brain import Brain
+from hivebrain.app.consolidation import (
     DEFAULT_MAX_COUNT,
     Overrides,
     format_duration,
@@ -23,7 +23,7 @@ from hivebrain.errors import ConfigError
 from hivebrain.events import Event, Payload
 from hivebrain.events.agent import AgentCreated
 from hivebrain.events.memory import DEFAULT_AGENT, MemoryForgotten, MemoryMoved, MemoryStored
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 from hivebrain.projections import ProjectionStore
 from hivebrain.projections.agent_queries import find
 

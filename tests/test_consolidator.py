@@ -14,7 +14,7 @@ from hivebrain.actors import ConsolidatorActor
 from hivebrain.events import Payload
 from hivebrain.events.agent import AgentCreated
 from hivebrain.events.memory import MemoryStored
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 
 
 def spaces(node: Node) -> dict[str, str]:

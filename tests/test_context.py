@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hivebrain.bus import Bus
-from hivebrain.context import (
+from hivebrain.app.context import (
     CACHE_BUCKET,
     CONTEXT_BUCKET,
     ContextSettings,
@@ -27,6 +26,7 @@ from hivebrain.context import (
     unescape,
 )
 from hivebrain.errors import ConfigError
+from hivebrain.transport.bus import Bus
 
 T = TypeVar("T")
 

@@ -19,15 +19,15 @@ import pytest
 from local import local_settings
 from nodeproc import Cli, NodeProcess, positions, wait_until
 
-from hivebrain.bus import Bus, connect
 from hivebrain.config import Settings
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryReinforced, MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.natsserver import NatsServer, free_port
-from hivebrain.node import server_config
+from hivebrain.node.node import server_config
 from hivebrain.projections.store import ProjectionStore
-from hivebrain.publisher import Ack
+from hivebrain.transport.bus import Bus, connect
+from hivebrain.transport.publisher import Ack
+from hivebrain.transport.server import NatsServer, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import structlog
 
-from hivebrain.credentials import (
+from hivebrain.errors import ConfigError
+from hivebrain.node.credentials import (
     NodeCredentials,
     generate_credentials,
     load_credentials,
     new_credentials,
     write_credentials,
 )
-from hivebrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 HIVEBRAIN = Path(sys.executable).parent / "hivebrain"

@@ -15,7 +15,7 @@ from hivebrain.events import Event, encode, to_wire
 from hivebrain.events.knowledge import DocumentIngested
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, subject
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 
 SUBJECT = "hive.n1.memory.x"
 

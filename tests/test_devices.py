@@ -13,14 +13,20 @@ from dataclasses import replace
 import pytest
 from nodeproc import Cli
 
-from hivebrain.brain import Brain
-from hivebrain.devices import DeviceAnnouncer, DeviceProfile, DeviceServices, announcement, describe
+from hivebrain.app.brain import Brain
 from hivebrain.events import Payload
 from hivebrain.events.device import DeviceRegistered, DeviceUpdated
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.hardware import Hardware, classify, detect
-from hivebrain.liveness import FLUSH_INTERVAL_S, Heartbeat, read_liveness
-from hivebrain.node import Node
+from hivebrain.node.devices import (
+    DeviceAnnouncer,
+    DeviceProfile,
+    DeviceServices,
+    announcement,
+    describe,
+)
+from hivebrain.node.hardware import Hardware, classify, detect
+from hivebrain.node.liveness import FLUSH_INTERVAL_S, Heartbeat, read_liveness
+from hivebrain.node.node import Node
 from hivebrain.projections.device_queries import DeviceRecord
 
 BEAT = 0.2  # heartbeat interval in these tests: offline after 3 x 0.2 s

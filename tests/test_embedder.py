@@ -24,7 +24,7 @@ from hivebrain.events import Event, Payload, VersionRef
 from hivebrain.events.knowledge import ChunkAdded
 from hivebrain.events.memory import MemoryEdited, MemoryForgotten, MemoryStored
 from hivebrain.events.observation import ObservationWritten
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 from hivebrain.projections.store import ProjectionStore
 
 MODEL = "counting@test"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hivebrain.events.device import Tier
-from hivebrain.hardware import (
+from hivebrain.node.hardware import (
     Hardware,
     amd_gpu,
     apple_gpu,

@@ -19,7 +19,7 @@ from hive import (
     wait_until,
 )
 
-from hivebrain.natsserver import free_port
+from hivebrain.transport.server import free_port
 
 
 @pytest.fixture

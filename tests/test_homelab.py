@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hivebrain.errors import ConfigError
-from hivebrain.homelab import Homelab, HubAddress, NodeSpec, load_homelab
+from hivebrain.node.homelab import Homelab, HubAddress, NodeSpec, load_homelab
 
 ROOT = Path(__file__).resolve().parents[1]
 

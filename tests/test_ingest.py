@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 from nodeproc import Cli, NodeProcess
 
-from hivebrain.brain import Brain
-from hivebrain.errors import ConfigError
-from hivebrain.events.subjects import EVENTS_STREAM
-from hivebrain.ingest import (
+from hivebrain.app.brain import Brain
+from hivebrain.app.ingest import (
     Candidate,
     IngestOptions,
     IngestSummary,
@@ -25,10 +23,12 @@ from hivebrain.ingest import (
     ingest,
     read_document,
 )
-from hivebrain.natsserver import free_port
-from hivebrain.node import Node
+from hivebrain.errors import ConfigError
+from hivebrain.events.subjects import EVENTS_STREAM
+from hivebrain.node.node import Node
 from hivebrain.projections.sqlite import connect
 from hivebrain.projections.store import SqliteClockStore
+from hivebrain.transport.server import free_port
 
 SMALL = IngestOptions(chunk_size=200, overlap=40)
 

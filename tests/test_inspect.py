@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivebrain.bus import Bus
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryStored
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.transport.bus import Bus
 
 HIVEBRAIN = str(Path(sys.executable).parent / "hivebrain")
 

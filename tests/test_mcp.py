@@ -18,11 +18,11 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from nodeproc import HIVEBRAIN, Cli, NodeProcess
 
-from hivebrain.bus import connect
 from hivebrain.events import decode
 from hivebrain.events.interaction import InteractionLogged
 from hivebrain.events.subjects import EVENTS_STREAM
-from hivebrain.natsserver import free_port
+from hivebrain.transport.bus import connect
+from hivebrain.transport.server import free_port
 
 TOOLS = {
     "memory_recall",

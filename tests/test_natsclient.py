@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from hivebrain.bus import Bus
-from hivebrain.natsclient import HiveClient
+from hivebrain.transport.bus import Bus
+from hivebrain.transport.client import HiveClient
 
 # Bytes that make header parsing interesting: separators, every kind of ASCII whitespace,
 # non-ASCII and invalid UTF-8.

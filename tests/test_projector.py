@@ -28,11 +28,11 @@ from hivebrain.events.memory import (
     TagRemoval,
 )
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.node import Node
-from hivebrain.projection_writer import ProcessWriter
+from hivebrain.node.node import Node
+from hivebrain.node.projector import Projector
+from hivebrain.node.writer import ProcessWriter
 from hivebrain.projections.sqlite import BUSY_TIMEOUT_MS, connect
 from hivebrain.projections.store import ProjectionStore
-from hivebrain.projector import Projector
 
 
 def mixed_events(seed: int, memories: int = 800) -> list[Event]:

@@ -283,7 +283,7 @@ def test_hits_say_their_kind_and_where_they_come_from(store: ProjectionStore) ->
 
 def hivebrain(home: Path, *args: str) -> tuple[str, str]:
     result = CliRunner().invoke(
-        sys.modules["hivebrain.cli"].cli, ["--data-dir", str(home), "--node", "n1", *args]
+        sys.modules["hivebrain.cli.main"].cli, ["--data-dir", str(home), "--node", "n1", *args]
     )
     assert result.exit_code == 0, (result.output, result.stderr, result.exception)
     return result.stdout, result.stderr
@@ -291,7 +291,7 @@ def hivebrain(home: Path, *args: str) -> tuple[str, str]:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    importlib.import_module("hivebrain.cli")  # the group, with its commands
+    importlib.import_module("hivebrain.cli.main")  # the group, with its commands
     home = tmp_path / "home"
     home.mkdir()
     with ProjectionStore(home / "hivebrain.db") as s:

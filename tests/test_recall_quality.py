@@ -21,10 +21,10 @@ from hive import wait_until
 from local import local_settings
 
 from hivebrain.actors import EmbedderActor
-from hivebrain.brain import Brain
+from hivebrain.app.brain import Brain
+from hivebrain.app.ingest import ingest
 from hivebrain.embedding import Embedder, embedder_for
-from hivebrain.ingest import ingest
-from hivebrain.node import Node
+from hivebrain.node.node import Node
 from hivebrain.projections.recall import RecallMode
 
 DATA = Path(__file__).parent / "data"

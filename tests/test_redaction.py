@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hivebrain.redaction import KINDS, redact, redact_text, redact_value
+from hivebrain.app.redaction import KINDS, redact, redact_text, redact_value
 
 # Fake credentials in the shapes real ones have (none of them is valid anywhere).
 PEM = (

@@ -20,16 +20,16 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import ServiceUnavailableError
 
-from hivebrain.credentials import NodeCredentials, new_credentials
 from hivebrain.errors import ConfigError
-from hivebrain.homelab import Homelab, HubAddress, NodeSpec
-from hivebrain.natsserver import NatsServer, free_port
-from hivebrain.serverconf import (
+from hivebrain.node.credentials import NodeCredentials, new_credentials
+from hivebrain.node.homelab import Homelab, HubAddress, NodeSpec
+from hivebrain.node.server_config import (
     join_inbox_prefix,
     join_subject,
     render_server_config,
     server_config,
 )
+from hivebrain.transport.server import NatsServer, free_port
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the hive fixture lives there
 

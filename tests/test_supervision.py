@@ -12,12 +12,12 @@ from hive import Writer, applied, memories, wait_until
 from local import local_settings
 
 from hivebrain.config import Settings
-from hivebrain.credentials import generate_credentials
-from hivebrain.demo import homelab_toml
-from hivebrain.homelab import load_homelab
-from hivebrain.natsserver import free_port
-from hivebrain.node import Node
-from hivebrain.nodeplan import HomelabWatcher, plan
+from hivebrain.demo.story import homelab_toml
+from hivebrain.node.credentials import generate_credentials
+from hivebrain.node.homelab import load_homelab
+from hivebrain.node.node import Node
+from hivebrain.node.plan import HomelabWatcher, plan
+from hivebrain.transport.server import free_port
 
 
 def settings_for(root: Path, name: str) -> Settings:

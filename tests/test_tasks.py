@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hivebrain.tasks import cancel_and_wait
+from hivebrain.background import cancel_and_wait
 
 
 async def test_a_loop_whose_wait_for_swallows_the_cancel_still_stops() -> None:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from hivebrain.background import cancel_and_wait
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryMoved, MemoryStored
-from hivebrain.tasks import cancel_and_wait
 
 from .actor import Actor, Context
 
 if TYPE_CHECKING:
-    from hivebrain.consolidation import Move
+    from hivebrain.app.consolidation import Move
 from .registry import register
 
 log = structlog.get_logger(__name__)
@@ -57,7 +57,7 @@ class ConsolidatorActor(Actor):
 
     async def consolidate(self) -> list[Move]:
         """Publish the moves the policies call for now; returns them."""
-        from hivebrain.consolidation import plan  # it imports the node, which imports actors
+        from hivebrain.app.consolidation import plan  # it imports the node, which imports actors
 
         async with self._lock:
             moves = plan(self.ctx.store.connection, self.ctx.clock.now())

@@ -33,7 +33,8 @@ from typing import Self
 
 import structlog
 
-from hivebrain.chunking import content_hash
+from hivebrain.app.chunking import content_hash
+from hivebrain.background import cancel_and_wait
 from hivebrain.embedding.base import Embedder
 from hivebrain.errors import ConfigError
 from hivebrain.events import Event
@@ -42,7 +43,6 @@ from hivebrain.events.knowledge import ChunkAdded
 from hivebrain.events.memory import MemoryEdited, MemoryStored
 from hivebrain.events.observation import ObservationWritten
 from hivebrain.projections import embedding_queries
-from hivebrain.tasks import cancel_and_wait
 
 from .actor import Actor, ActorSetup, Context
 from .registry import register

@@ -34,13 +34,13 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import ServiceUnavailableError
 
-from hivebrain.bus import Bus
-from hivebrain.devices import NodeWriter
+from hivebrain.background import cancel_and_wait
 from hivebrain.errors import ConfigError, EventError
 from hivebrain.events import Event, LamportClock, decode
 from hivebrain.events.subjects import H_TYPE, HIVE_STREAM, ROOT
+from hivebrain.node.devices import NodeWriter
 from hivebrain.projections.store import ProjectionStore
-from hivebrain.tasks import cancel_and_wait
+from hivebrain.transport.bus import Bus
 
 from .actor import (
     Actor,

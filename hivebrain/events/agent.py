@@ -3,7 +3,7 @@
 `agent.created` is the agent's whole record: publishing it again for the same uuid replaces
 the record (last writer wins), which is how an agent's working-memory policy is changed. The
 policy fields say when the agent's `working` memories are consolidated (see
-`hivebrain.consolidation`); None means the built-in default.
+`hivebrain.app.consolidation`); None means the built-in default.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The `hivebrain` command: one module per command or command group."""

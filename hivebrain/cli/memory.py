@@ -1,0 +1,174 @@
+"""Memory commands: remember, recall, forget, edit."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from hivebrain.app.agents import resolve_at
+from hivebrain.app.brain import Written
+from hivebrain.cli.ingest import excerpt
+from hivebrain.cli.main import cli, emit, pass_settings, run
+from hivebrain.cli.support import open_brain
+from hivebrain.config import Settings
+from hivebrain.embedding import query_vector
+from hivebrain.errors import ConfigError
+from hivebrain.events.memory import SPACES, MemoryStored
+from hivebrain.projections.store import ProjectionStore
+from hivebrain.projections.vectors import KINDS
+
+
+def _say(verb: str) -> Any:
+    def text(data: dict[str, Any]) -> str:
+        line = f"{verb} {data['id']} ({data['stream']} #{data['seq']})"
+        if not data["applied"]:
+            line += "; the node will apply it when it runs"
+        return line
+
+    return text
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--agent", default="default", show_default=True, help="Name or uuid.")
+@click.option("--shared", is_flag=True, help="Visible to every agent.")
+@click.option("--space", type=click.Choice(SPACES), default="long_term", show_default=True)
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--source", default="cli", show_default=True)
+@click.option("--confidence", type=click.FloatRange(0, 1), default=1.0, show_default=True)
+@click.option("--user", "user_message", help="A conversation turn: the user's message...")
+@click.option("--response", help="...and the bot's response.")
+@click.option("--session", help="The conversation session of the turn.")
+@pass_settings
+def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
+    """Store a memory (TEXT, '-' for stdin, or --user with --response)."""
+    if text == "-":
+        text = sys.stdin.read().strip()
+    if text is None and not (fields["user_message"] and fields["response"]):
+        raise ConfigError("give the memory's TEXT, or both --user and --response")
+    fields["tags"] = tuple(fields["tags"])
+    fields["agent"] = resolve_at(settings.db_path, fields["agent"])
+    payload = MemoryStored(text=text or None, **fields)
+
+    async def go() -> Written:
+        async with open_brain(settings) as brain:
+            return await brain.remember(payload)
+
+    emit(settings, run(go()).as_dict(), _say("remembered"))
+
+
+def _hit_line(hit: dict[str, Any], query: str) -> str:
+    """One line of `recall` output: score, kind, where the hit comes from, its text."""
+    head = f"{hit['score']:7.3f}  {hit['kind']:<11}  {hit['origin']}  "
+    if hit["kind"] == "memory":
+        tags = f"  #{' #'.join(hit['tags'])}" if hit["tags"] else ""
+        return f"{head}[{hit['agent']}/{hit['space']}] {hit['text']}{tags}"
+    if hit["kind"] == "knowledge":
+        return head + excerpt(hit["text"], query, width=120)
+    return f"{head}[{hit['observation_kind']}] {' '.join(hit['text'].split())}"
+
+
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--hybrid",
+    "mode",
+    flag_value="hybrid",
+    default=True,
+    help="Keywords and vectors fused by rank (the default).",
+)
+@click.option("--keyword", "mode", flag_value="keyword", help="Keywords only (BM25).")
+@click.option("--vector", "mode", flag_value="vector", help="Vectors only.")
+@click.option(
+    "--type",
+    "kinds",
+    type=click.Choice(KINDS),
+    multiple=True,
+    help="Only hits of this kind (repeatable; default: all).",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--agent", help="Only memories of this agent.")
+@click.option("--space", type=click.Choice(SPACES), help="Only memories in this space.")
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
+@click.option("--from-node", "node", help="Only hits written on this node.")
+@click.option("--since", type=float, help="Unix time: only hits written at or after it.")
+@click.option("--until", type=float, help="Unix time: only hits written before it.")
+@click.option("--all-agents", is_flag=True, help="Every agent's memories.")
+@pass_settings
+def recall(settings: Settings, /, query: str, **filters: Any) -> None:
+    """Find memories, document chunks and observations by keywords and meaning (reciprocal
+    rank fusion of BM25 and vectors). --space and --tag apply to memories only, so with
+    either only memories match; --agent says whose memories match."""
+    if not query.strip():
+        raise ConfigError("the query is empty")
+    mode = filters.pop("mode")
+    found, why = (None, "") if mode == "keyword" else run(query_vector(settings, query))
+    store = ProjectionStore(settings.db_path)
+    try:
+        result = store.recall(
+            query,
+            query_vector=found[1] if found else None,
+            model=found[0] if found else None,
+            mode=mode,
+            limit=filters["limit"],
+            agent=filters["agent"],
+            space=filters["space"],
+            tags=filters["tags"],
+            node=filters["node"],
+            since=filters["since"],
+            until=filters["until"],
+            all_agents=filters["all_agents"],
+            kinds=filters["kinds"] or KINDS,
+        )
+    finally:
+        store.close()
+    if why:
+        click.echo(why, err=True)
+    elif result.note:
+        click.echo(result.note, err=True)
+    rows = [hit.as_dict() for hit in result.hits]
+
+    def text(rows: list[dict[str, Any]]) -> str:
+        if not rows:
+            return "nothing matches"
+        return "\n".join(_hit_line(r, query) for r in rows)
+
+    emit(settings, rows, text)
+
+
+@cli.command()
+@click.argument("memory_id")
+@click.option("--reason", default="")
+@pass_settings
+def forget(settings: Settings, memory_id: str, reason: str) -> None:
+    """Forget a memory (a tombstone event; the history stays in the log)."""
+
+    async def go() -> Written:
+        async with open_brain(settings) as brain:
+            return await brain.forget(memory_id, reason)
+
+    emit(settings, run(go()).as_dict(), _say("forgot"))
+
+
+@cli.command()
+@click.argument("memory_id")
+@click.option("--text", help="The new text.")
+@click.option("--tag", "tag", multiple=True, help="Add a tag (repeatable).")
+@click.option("--untag", "untag", multiple=True, help="Remove a tag (repeatable).")
+@pass_settings
+def edit(
+    settings: Settings,
+    memory_id: str,
+    text: str | None,
+    tag: tuple[str, ...],
+    untag: tuple[str, ...],
+) -> None:
+    """Edit a memory's text or tags, on top of the version this node sees."""
+
+    async def go() -> Written:
+        async with open_brain(settings) as brain:
+            return await brain.edit(memory_id, text=text, tag=tag, untag=untag)
+
+    emit(settings, run(go()).as_dict(), _say("edited"))

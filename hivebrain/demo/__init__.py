@@ -1,0 +1,1 @@
+"""A whole hive on loopback: `hivebrain demo` and the multi-node tests."""

@@ -1,0 +1,256 @@
+"""The node: the composition root that wires a NATS server, the bus, the projection and the
+projector together for one machine of the hive."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import structlog
+
+from hivebrain.actors import Actor, ActorRuntime
+from hivebrain.background import cancel_and_wait
+from hivebrain.config import Settings, redact, write_runtime
+from hivebrain.errors import ConfigError, HivebrainError
+from hivebrain.events import LamportClock
+from hivebrain.node.devices import DeviceProfile, DeviceServices
+from hivebrain.node.link import JoinService, LinkWatcher
+from hivebrain.node.projector import Projector
+from hivebrain.node.server_config import join_inbox_prefix
+from hivebrain.projections.store import ProjectionStore, SqliteClockStore
+from hivebrain.transport.bus import Bus, connect
+from hivebrain.transport.server import NatsServer, RenderedServerConfig, ServerConfig
+
+log = structlog.get_logger(__name__)
+
+
+class NodeLock:
+    """An exclusive lock on a data directory: one node (or one rebuild) at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self._path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"a node is already running on {self._path.parent} (pid {owner}); stop it first"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        """True while some process holds the lock."""
+        if not path.exists():
+            return False
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+def server_config(settings: Settings) -> ServerConfig:
+    return ServerConfig(
+        store_dir=settings.nats_dir,
+        name=settings.node,
+        host=settings.host,
+        port=settings.port,
+        domain=settings.node,
+    )
+
+
+@dataclass(frozen=True)
+class NodeRole:
+    """Where a node stands in the hive. The default, a hub with no leaves, is one machine alone."""
+
+    kind: Literal["hub", "leaf"] = "hub"
+    hub: str | None = None  # a leaf's hub
+    leaves: tuple[str, ...] = ()  # a hub's leaves known from nodes.toml
+    allowed: frozenset[str] | None = None  # a hub: who may join (None: anyone who reaches it)
+    hello: bool = True  # a leaf: say hello to the hub (joining, fast catch-up)
+    user: str | None = None  # this node's NATS user on its own server
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "leaf" and not self.hub:
+            raise ConfigError("a leaf node needs the name of its hub")
+
+
+class Node:
+    """One running node: its nats-server (when embedded), streams, projector and, in a hive
+    of several nodes, the hello over the leaf link."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        role: NodeRole | None = None,
+        server: ServerConfig | RenderedServerConfig | None = None,
+        profile: DeviceProfile | None = None,
+        actors: Sequence[Actor] = (),
+    ) -> None:
+        """`profile`: announce this node in the device registry and send heartbeats (what
+        `up` and `node run` do); None runs without device services. `actors`: run these, each
+        on its durable consumer of HIVE (see hivebrain.actors)."""
+        self.settings = settings
+        self._profile = profile
+        self.devices: DeviceServices | None = None
+        self.role = role or NodeRole()
+        self._server_config = server
+        self.server: NatsServer | None = None
+        self.bus: Bus | None = None
+        self.store: ProjectionStore | None = None
+        self.projector: Projector | None = None
+        self.clock: LamportClock | None = None
+        self.join: JoinService | None = None
+        self.link: LinkWatcher | None = None
+        self._actors = tuple(actors)
+        self.actors: ActorRuntime | None = None
+        self._lock = NodeLock(settings.lock_file)
+        self._watchdog: asyncio.Task[None] | None = None
+        self.server_restarts = 0
+
+    async def start(self) -> None:
+        settings, role = self.settings, self.role
+        self._lock.acquire()
+        try:
+            if settings.embedded:
+                config = self._server_config or server_config(settings)
+                self.server = NatsServer(config, binary=settings.nats_binary)
+                await self.server.start()
+            url = self.server.url if self.server else settings.nats_url
+            self.bus = await connect(
+                url,
+                user=role.user,
+                password=role.password,
+                inbox_prefix=join_inbox_prefix(settings.node),  # the hub's replies reach us
+            )
+            await self._ensure_streams()
+            self.store = ProjectionStore(settings.db_path)
+            self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
+            clock = self.clock
+            self.projector = Projector(
+                # the batch's transaction already raised the stored clock: memory only here
+                self.bus,
+                self.store,
+                on_batch=lambda r: clock.witness(r.max_lamport),
+            )
+            await self.projector.start()
+            if self._profile is not None:
+                self.devices = DeviceServices(
+                    node=settings.node,
+                    bus=self.bus,
+                    clock=self.clock,
+                    db_path=settings.db_path,
+                    profile=self._profile,
+                )
+                await self.devices.start(self.projector)
+            if self._actors:
+                self.actors = await ActorRuntime.for_node(
+                    self.bus,
+                    settings.node,
+                    self.clock,
+                    settings.db_path,
+                    self._actors,
+                    online=self.online,
+                    hub=role.hub if role.kind == "leaf" else None,
+                )
+            if role.kind == "leaf" and role.hub and role.hello:
+                self.link = LinkWatcher(self.bus.nc, self.bus.streams, settings.node, role.hub)
+                await self.link.start()
+            if self.server is not None:
+                self._watchdog = asyncio.create_task(self._supervise(), name="server-watchdog")
+            write_runtime(settings, url, os.getpid())
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("node.started", node=settings.node, role=role.kind, nats=redact(url))
+
+    def online(self) -> bool:
+        """Whether this node reaches its hub now (a hub, or a leaf without hellos: always)."""
+        return self.link is None or self.link.linked
+
+    async def _supervise(self, every: float = 1.0) -> None:
+        """Start the node's nats-server again if it exits on its own; the node's client
+        reconnects by itself and its stored positions make the rest resume."""
+        while True:
+            await asyncio.sleep(every)
+            server = self.server
+            if server is None or not server.exited:
+                continue
+            self.server_restarts += 1
+            log.warning("nats_server.exited_restarting", node=self.settings.node)
+            delay = every
+            while True:  # e.g. its port not free yet: keep trying, backing off
+                try:
+                    await server.start()
+                    break
+                except HivebrainError as exc:
+                    log.error("nats_server.restart_failed", error=str(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+    async def _ensure_streams(self) -> None:
+        assert self.bus is not None
+        bus, role, name = self.bus, self.role, self.settings.node
+        if role.kind == "leaf":
+            hub = role.hub or ""
+            await bus.retry(lambda: bus.streams.ensure_leaf(name, hub))
+            return
+        sourced = await bus.retry(lambda: bus.streams.ensure_hub(name, role.leaves))
+        self.join = JoinService(bus.nc, bus.streams, name, role.allowed)
+        await self.join.start(sourced)
+
+    async def stop(self) -> None:
+        if self.actors is not None:
+            await self.actors.stop()
+            self.actors = None
+        if self._watchdog is not None:
+            await cancel_and_wait(self._watchdog)
+            self._watchdog = None
+        if self.devices is not None:
+            await self.devices.stop()
+            self.devices = None
+        if self.link is not None:
+            await self.link.stop()
+            self.link = None
+        if self.join is not None:
+            await self.join.stop()
+            self.join = None
+        if self.projector is not None:
+            await self.projector.stop()
+            self.projector = None
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+        self._lock.release()
+        log.info("node.stopped", node=self.settings.node)

@@ -1,0 +1,2 @@
+"""The NATS layer: the client, the bus, the publisher, the stream topology and the
+supervised nats-server process."""
