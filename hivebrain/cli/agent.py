@@ -10,8 +10,7 @@ import click
 from hivebrain.app.agents import WorkingPolicy, create, set_policy
 from hivebrain.app.brain import Written
 from hivebrain.app.consolidation import format_duration, parse_duration, policy_of
-from hivebrain.cli.main import cli, emit, pass_settings, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import emit, open_brain, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.events.agent import CONSOLIDATION_TARGETS, ConsolidationTarget
 from hivebrain.events.memory import DEFAULT_AGENT, SPACES
@@ -47,7 +46,7 @@ def _policy_options(f: Any) -> Any:
     )(f)
 
 
-@cli.group()
+@click.group()
 def agent() -> None:
     """AI instances: a persistent uuid, a name, their own memory spaces."""
 

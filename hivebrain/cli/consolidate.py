@@ -16,15 +16,14 @@ from hivebrain.app.consolidation import (
     plan,
     publish_moves,
 )
-from hivebrain.cli.main import cli, emit, pass_settings, run
 from hivebrain.cli.memories import agent_names
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import emit, open_brain, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.events.agent import CONSOLIDATION_TARGETS, ConsolidationTarget
 from hivebrain.projections.store import ProjectionStore
 
 
-@cli.command()
+@click.command()
 @click.option("--agent", "agent_refs", multiple=True, help="Only this agent (repeatable) [all].")
 @click.option("--max-age", help="Override every agent's max age (e.g. 12h, 7d).")
 @click.option("--max-count", type=click.IntRange(0), help="Override every agent's max count.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hivebrain.cli.main import cli, emit, pass_settings
+from hivebrain.cli.support import emit, pass_settings
 from hivebrain.config import Settings
 from hivebrain.node.credentials import WrittenFile, generate_credentials
 from hivebrain.node.homelab import load_homelab
@@ -16,7 +16,7 @@ def default_creds_dir(settings: Settings) -> Path:
     return settings.data_dir / "creds"
 
 
-@cli.group()
+@click.group()
 def creds() -> None:
     """Per-node NATS passwords (one file per node, readable only by its owner)."""
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import click
 
-from hivebrain.cli.main import cli, pass_settings, run
+from hivebrain.cli.support import pass_settings, run
 from hivebrain.config import Settings
+from hivebrain.demo.story import DemoFailed, run_demo
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dir",
     "directory",
@@ -42,11 +43,6 @@ def demo(settings: Settings, directory: Path | None, offline: int, timeout: floa
     """Run a hub and two leaves on 127.0.0.1 (real nats-servers, rendered configs and
     credentials), cut one leaf off, write on both sides, recall on the cut-off leaf, restore
     the link and check that every node ends with the same state. Exit 1 if it does not."""
-    from hivebrain.demo.story import (  # hivebrain.demo imports the CLI (cli_hive.plan)
-        DemoFailed,
-        run_demo,
-    )
-
     as_json = settings.json_output
 
     def say(line: str) -> None:

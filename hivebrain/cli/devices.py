@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from hivebrain.cli.main import cli, emit, pass_settings, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import emit, open_brain, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 from hivebrain.events.device import DeviceStatusChanged, Status
@@ -58,7 +57,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @pass_settings
 def devices(settings: Settings) -> None:
     """The homelab's devices: tier, hardware, capabilities, status and liveness."""

@@ -9,41 +9,21 @@ import sys
 
 import click
 
-from hivebrain.app.brain import Written
-from hivebrain.cli.main import cli, emit, install_stop_signals, pass_settings, run
-from hivebrain.cli.support import open_brain, reach_nats
+from hivebrain.cli.support import (
+    emit,
+    install_stop_signals,
+    pass_settings,
+    reach_nats,
+    run,
+)
 from hivebrain.config import Settings
-from hivebrain.errors import ConfigError, EventError
-from hivebrain.events import Event, all_types, decode, payload_class
+from hivebrain.errors import EventError
+from hivebrain.events import Event, all_types, decode
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.transport.bus import RawMessage
 
 
-@cli.command()
-@click.argument("event_type")
-@click.argument("payload", required=False, default="-")
-@click.option("--entity", help="The entity the event changes (default: a new id).")
-@pass_settings
-def publish(settings: Settings, event_type: str, payload: str, entity: str | None) -> None:
-    """Publish an event of EVENT_TYPE with a JSON PAYLOAD ('-' or nothing: read stdin)."""
-    cls = payload_class(event_type)
-    raw = sys.stdin.read() if payload == "-" else payload
-    try:
-        fields = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"payload is not JSON: {exc}") from None
-    if not isinstance(fields, dict):
-        raise ConfigError("payload must be a JSON object")
-    body = cls.model_validate_json(raw)  # JSON mode: bytes fields are base64
-
-    async def go() -> Written:
-        async with open_brain(settings) as brain:
-            return await brain.publish(body, entity=entity)
-
-    emit(settings, run(go()).as_dict(), lambda d: f"published {d['type']} {d['id']} (#{d['seq']})")
-
-
-@cli.group()
+@click.group()
 def events() -> None:
     """Read the event streams."""
 

@@ -11,8 +11,7 @@ from typing import Any, cast
 import click
 
 from hivebrain.app.chatlogs import ChatImporter, ImportSummary, find_chatlogs
-from hivebrain.cli.main import cli, emit, pass_settings, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import emit, open_brain, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 from hivebrain.events.memory import SPACES, Space
@@ -21,7 +20,7 @@ from hivebrain.events.memory import SPACES, Space
 PROGRESS_FROM_FILES = 20
 
 
-@cli.group("import")
+@click.group("import")
 def import_() -> None:
     """Import conversations from files."""
 

@@ -16,9 +16,7 @@ import click
 import structlog
 
 from hivebrain.app.interactions import Interaction, InteractionLog
-from hivebrain.cli import memory as cli_memory
-from hivebrain.cli.main import cli, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import open_brain, run
 from hivebrain.config import Settings
 from hivebrain.errors import HivebrainError
 
@@ -92,10 +90,3 @@ def instrument(command: click.Command, tool: str) -> None:
                 )
 
     command.callback = callback
-
-
-assert cli_memory  # the commands below are defined there
-for _name in ("recall", "remember"):
-    _command = cli.commands.get(_name)
-    if _command is not None:
-        instrument(_command, f"cli.{_name}")

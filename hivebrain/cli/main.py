@@ -1,65 +1,46 @@
-"""The `hivebrain` command. One click group; every library error becomes one line on stderr
-and a non-zero exit (2 for bad input)."""
+"""The `hivebrain` command: one click group, each command from its own module; every library
+error becomes one line on stderr and a non-zero exit (see `hivebrain.errors`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
 
 import click
 import structlog
 from pydantic import ValidationError
 
 from hivebrain import logs
-from hivebrain.config import Settings, load_settings
-from hivebrain.errors import ConfigError, HivebrainError
+from hivebrain.cli import (
+    agent,
+    cache,
+    consolidate,
+    context,
+    creds,
+    dead_letters,
+    demo,
+    devices,
+    edit,
+    events,
+    forget,
+    import_,
+    ingest,
+    knowledge,
+    mcp,
+    memories,
+    move,
+    node,
+    projections,
+    publish,
+    recall,
+    remember,
+    session,
+    stats,
+    up,
+)
+from hivebrain.config import load_settings
+from hivebrain.errors import HivebrainError
 
-T = TypeVar("T")
 log = structlog.get_logger(__name__)
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await coro
-
-    return asyncio.run(main())
-
-
-def emit(settings: Settings, data: Any, text: Callable[[Any], str] | str) -> None:
-    """Print `data` as JSON with --json, else the human text."""
-    if settings.json_output:
-        click.echo(json.dumps(data, indent=None, default=str))
-    else:
-        click.echo(text(data) if callable(text) else text)
-
-
-_pass_settings = click.make_pass_decorator(Settings)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _json_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        settings = ctx.find_object(Settings)
-        if settings is not None:
-            ctx.obj = settings.model_copy(update={"json_output": True})
-
-
-def pass_settings(f: F) -> F:
-    """Pass the Settings to a command, and accept `--json` after the command's name too."""
-    option = click.option(
-        "--json",
-        "json_output",
-        is_flag=True,
-        expose_value=False,
-        callback=_json_flag,
-        help="Machine-readable output.",
-    )
-    return cast(F, option(_pass_settings(f)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,33 +106,31 @@ def main() -> None:
         sys.exit(1)
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-# Commands live in their own modules and register themselves on `cli`.
-from hivebrain.cli import (  # noqa: E402,F401
-    agent,
-    consolidate,
-    context,
-    creds,
-    demo,
-    devices,
-    events,
-    import_,
-    ingest,
-    interactions,
-    memories,
-    memory,
-    session,
-    up,
-)
-from hivebrain.cli import node as node_commands  # noqa: E402,F401
+for _command in (
+    agent.agent,
+    cache.cache,
+    consolidate.consolidate,
+    context.context,
+    creds.creds,
+    dead_letters.dead_letters,
+    demo.demo,
+    devices.devices,
+    edit.edit,
+    events.events,
+    forget.forget,
+    import_.import_,
+    ingest.ingest,
+    knowledge.knowledge,
+    mcp.mcp_command,
+    memories.memories,
+    move.move,
+    node.node_group,
+    projections.projections,
+    publish.publish,
+    recall.recall,
+    remember.remember,
+    session.session,
+    stats.stats,
+    up.up,
+):
+    cli.add_command(_command)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any
 
 import click
 
 from hivebrain.app.agents import lookup
-from hivebrain.app.brain import Written
-from hivebrain.cli.main import cli, emit, pass_settings, require, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.support import emit, pass_settings
 from hivebrain.config import Settings
-from hivebrain.events.memory import SPACES, Space
+from hivebrain.events.memory import SPACES
 from hivebrain.projections.agent_queries import agents
 from hivebrain.projections.store import ProjectionStore
 
 
-@cli.group()
+@click.group()
 def memories() -> None:
     """Browse memories by agent and space."""
 
@@ -77,32 +75,3 @@ def memories_list(
         return "\n".join(lines)
 
     emit(settings, rows, text)
-
-
-@cli.command()
-@click.argument("memory_id")
-@click.argument("space", type=click.Choice(SPACES))
-@click.option("--reason", default="", help="Why (kept in the event).")
-@pass_settings
-def move(settings: Settings, memory_id: str, space: str, reason: str) -> None:
-    """Move a memory to another SPACE."""
-    require(bool(memory_id.strip()), "give the memory's id")
-
-    async def go() -> Written:
-        async with open_brain(settings) as brain:
-            return await brain.move(memory_id, cast(Space, space), reason)
-
-    w = run(go())
-    data = {
-        "id": w.event.entity,
-        "event_id": w.event.event_id,
-        "space": space,
-        "lamport": w.event.lamport,
-        "applied": w.applied,
-    }
-
-    def text(d: dict[str, Any]) -> str:
-        line = f"moved {d['id']} to {d['space']}"
-        return line if d["applied"] else line + "; the node will apply it when it runs"
-
-    emit(settings, data, text)

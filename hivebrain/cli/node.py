@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hivebrain.actors import ActorSetup, actors_for
-from hivebrain.cli.main import cli, install_stop_signals, pass_settings, run
+from hivebrain.cli.support import install_stop_signals, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.node.homelab import load_homelab
 from hivebrain.node.node import Node
@@ -16,7 +16,7 @@ from hivebrain.node.plan import HomelabWatcher, plan, profile
 from hivebrain.transport.server import write_private
 
 
-@cli.group("node")
+@click.group("node")
 def node_group() -> None:
     """Run this machine as one node of the homelab in nodes.toml."""
 

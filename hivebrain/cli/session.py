@@ -9,28 +9,17 @@ from typing import Any
 import click
 
 from hivebrain.app.agents import lookup
-from hivebrain.cli.main import cli, emit, pass_settings, require
 from hivebrain.cli.memories import agent_names
+from hivebrain.cli.support import emit, pass_settings, require
 from hivebrain.config import Settings
 from hivebrain.projections.memory_queries import Filters
 from hivebrain.projections.session_queries import history
 from hivebrain.projections.store import ProjectionStore
 
 
-def _session_group() -> click.Group:
-    """The `session` group (shared with other session commands registered on it)."""
-    found = cli.commands.get("session")
-    if isinstance(found, click.Group):
-        return found
-
-    @cli.group()
-    def session() -> None:
-        """Conversation sessions."""
-
-    return session
-
-
-session = _session_group()
+@click.group()
+def session() -> None:
+    """Conversation sessions."""
 
 
 @session.command("show")

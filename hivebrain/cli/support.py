@@ -1,19 +1,80 @@
-"""What several commands share: reaching NATS (starting the embedded server for the length of
-one command when no node runs) and opening the brain."""
+"""What several commands share: running a coroutine, printing text or JSON, the settings,
+reaching NATS (the embedded server for the length of one command when no node runs) and
+opening the brain."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
+
+import click
 
 from hivebrain.app.brain import Brain
 from hivebrain.config import Settings
-from hivebrain.errors import NotConnected
+from hivebrain.errors import ConfigError, NotConnected
 from hivebrain.node.credentials import credentials_path, load_credentials
 from hivebrain.node.node import NodeLock, server_config
 from hivebrain.transport.bus import Bus, connect
 from hivebrain.transport.server import NatsServer, RenderedServerConfig
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def emit(settings: Settings, data: Any, text: Callable[[Any], str] | str) -> None:
+    """Print `data` as JSON with --json, else the human text."""
+    if settings.json_output:
+        click.echo(json.dumps(data, indent=None, default=str))
+    else:
+        click.echo(text(data) if callable(text) else text)
+
+
+_pass_settings = click.make_pass_decorator(Settings)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        settings = ctx.find_object(Settings)
+        if settings is not None:
+            ctx.obj = settings.model_copy(update={"json_output": True})
+
+
+def pass_settings(f: F) -> F:
+    """Pass the Settings to a command, and accept `--json` after the command's name too."""
+    option = click.option(
+        "--json",
+        "json_output",
+        is_flag=True,
+        expose_value=False,
+        callback=_json_flag,
+        help="Machine-readable output.",
+    )
+    return cast(F, option(_pass_settings(f)))
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
 
 
 def client_secret(settings: Settings) -> str | None:

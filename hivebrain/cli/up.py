@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from dataclasses import asdict
-from typing import Any
 
 import click
 
-from hivebrain.actors import ActorSetup, actors_for, read_stats
+from hivebrain.actors import ActorSetup, actors_for
 from hivebrain.app.brain import Brain
-from hivebrain.cli.main import cli, emit, install_stop_signals, pass_settings, run
-from hivebrain.cli.support import reach_nats
+from hivebrain.cli.support import install_stop_signals, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.embedding import query_vector
 from hivebrain.embedding.config import DEFAULT_OLLAMA_URL, EmbedderConfig
-from hivebrain.errors import NotConnected
 from hivebrain.events.memory import MemoryStored
-from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
+from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.node.devices import DeviceProfile
-from hivebrain.node.node import Node, NodeLock
-from hivebrain.node.projector import Projector
+from hivebrain.node.node import Node
 from hivebrain.projections import embedding_queries
 from hivebrain.projections.store import ProjectionStore
 
 WELCOME = "hivebrain is running: what one node remembers, every node of the homelab recalls"
 
 
-@cli.command()
+@click.command()
 @click.option("--welcome", is_flag=True, help="Show remember and recall working, then serve.")
 @click.option(
     "--no-devices",
@@ -138,148 +131,3 @@ async def _vectors_applied(store: ProjectionStore, model: str, timeout: float = 
         if not missing:
             return
         await asyncio.sleep(0.1)
-
-
-@cli.command()
-@pass_settings
-def stats(settings: Settings) -> None:
-    """Counts, stream positions, lag and dead letters of this node."""
-    store = ProjectionStore(settings.db_path)
-    try:
-        data: dict[str, Any] = {"node": settings.node, "projection": store.stats()}
-        positions = {s: store.position(s) for s in (EVENTS_STREAM, HIVE_STREAM)}
-        actors = read_stats(store.connection)  # written by the node's actor runtime
-    finally:
-        store.close()
-
-    async def streams() -> dict[str, Any]:
-        async with reach_nats(settings) as bus:
-            return {s: await bus.last_seq(s) for s in positions}
-
-    try:
-        last = run(streams())
-        data["streams"] = {
-            s: {"last_seq": last[s], "applied": positions[s], "lag": last[s] - positions[s]}
-            for s in positions
-        }
-    except NotConnected as exc:
-        data["streams"] = {"error": str(exc)}
-    data["node_running"] = NodeLock.held(settings.lock_file)
-    if actors:
-        data["actors"] = actors
-
-    def text(d: dict[str, Any]) -> str:
-        lines = [f"node {d['node']} ({'running' if d['node_running'] else 'stopped'})"]
-        for key, value in d["projection"].items():
-            lines.append(f"  {key:18} {value}")
-        for stream, info in d["streams"].items():
-            lines.append(f"  stream {stream:11} {info}")
-        for a in d.get("actors", []):
-            figures = " ".join(f"{k}={a[k]}" for k in ("processed", "lag", "failures", "restarts"))
-            error = f" last_error={a['last_error']}" if a["last_error"] else ""
-            lines.append(f"  actor {a['name']:12} {a['state']:11} {figures}{error}")
-        return "\n".join(lines)
-
-    emit(settings, data, text)
-
-
-@cli.command("dead-letters")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@pass_settings
-def dead_letters(settings: Settings, limit: int) -> None:
-    """Messages that could not be applied, with the reason."""
-    store = ProjectionStore(settings.db_path)
-    try:
-        rows = [asdict(d) for d in store.dead_letters(limit)]
-    finally:
-        store.close()
-    emit(
-        settings,
-        rows,
-        lambda rs: (
-            "\n".join(f"{r['stream']} #{r['seq']}: {r['reason']}" for r in rs) or "no dead letters"
-        ),
-    )
-
-
-@cli.group()
-def projections() -> None:
-    """The local SQLite projection of the event log."""
-
-
-@projections.command()
-@pass_settings
-def digest(settings: Settings) -> None:
-    """A canonical hash of the projection: equal on nodes that saw the same events."""
-    store = ProjectionStore(settings.db_path)
-    try:
-        value = store.digest()
-    finally:
-        store.close()
-    emit(settings, {"node": settings.node, "digest": value}, value)
-
-
-@projections.command()
-@pass_settings
-def rebuild(settings: Settings) -> None:
-    """Drop the projection and replay every event from sequence 1 (the node must be stopped).
-
-    HIVE is read in full, then only the part of EVENTS that HIVE has not sourced yet."""
-
-    async def go() -> dict[str, Any]:
-        lock = NodeLock(settings.lock_file)
-        lock.acquire()
-        try:
-            async with reach_nats(settings, holding_lock=True) as bus:
-                store = ProjectionStore(settings.db_path)
-                try:
-                    store.reset()
-                    total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
-                    started = time.perf_counter()
-                    projector = Projector(
-                        bus,
-                        store,
-                        node=settings.node,
-                        batch_size=5000,
-                        high_water=50_000,
-                        separate_process=True,
-                    )
-                    try:
-                        with click.progressbar(
-                            length=total, label="replaying", file=sys.stderr
-                        ) as bar:
-
-                            def advance(n: int) -> None:
-                                bar.update(n)
-
-                            await projector.replay(advance)
-                    finally:
-                        await projector.stop()  # ends the writer process before the lock goes
-                    seconds = time.perf_counter() - started
-                    totals = projector.totals
-                    return {
-                        "messages": totals.applied + totals.duplicates + totals.dead,
-                        "stream_total": total,
-                        "applied": totals.applied,
-                        "duplicates": totals.duplicates,
-                        "dead_letters": totals.dead,
-                        "seconds": round(seconds, 3),
-                        "events_per_s": round(totals.applied / seconds) if seconds else 0,
-                        "digest": store.digest(),
-                    }
-                finally:
-                    store.close()
-        finally:
-            lock.release()
-
-    result = run(go())
-    emit(
-        settings,
-        result,
-        lambda r: (
-            f"replayed {r['messages']} messages in {r['seconds']}s: {r['applied']} events applied "
-            f"({r['events_per_s']}/s), {r['duplicates']} duplicates skipped, "
-            f"{r['dead_letters']} dead letters\n"
-            f"digest {r['digest']}"
-        ),
-    )

@@ -1,62 +1,20 @@
-"""Memory commands: remember, recall, forget, edit."""
+"""`hivebrain recall`: memories, chunks and observations by meaning and keywords."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from hivebrain.app.agents import resolve_at
-from hivebrain.app.brain import Written
-from hivebrain.cli.ingest import excerpt
-from hivebrain.cli.main import cli, emit, pass_settings, run
-from hivebrain.cli.support import open_brain
+from hivebrain.cli.interactions import instrument
+from hivebrain.cli.knowledge import excerpt
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.embedding import query_vector
 from hivebrain.errors import ConfigError
-from hivebrain.events.memory import SPACES, MemoryStored
+from hivebrain.events.memory import SPACES
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.projections.vectors import KINDS
-
-
-def _say(verb: str) -> Any:
-    def text(data: dict[str, Any]) -> str:
-        line = f"{verb} {data['id']} ({data['stream']} #{data['seq']})"
-        if not data["applied"]:
-            line += "; the node will apply it when it runs"
-        return line
-
-    return text
-
-
-@cli.command()
-@click.argument("text", required=False)
-@click.option("--agent", default="default", show_default=True, help="Name or uuid.")
-@click.option("--shared", is_flag=True, help="Visible to every agent.")
-@click.option("--space", type=click.Choice(SPACES), default="long_term", show_default=True)
-@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@click.option("--source", default="cli", show_default=True)
-@click.option("--confidence", type=click.FloatRange(0, 1), default=1.0, show_default=True)
-@click.option("--user", "user_message", help="A conversation turn: the user's message...")
-@click.option("--response", help="...and the bot's response.")
-@click.option("--session", help="The conversation session of the turn.")
-@pass_settings
-def remember(settings: Settings, /, text: str | None, **fields: Any) -> None:
-    """Store a memory (TEXT, '-' for stdin, or --user with --response)."""
-    if text == "-":
-        text = sys.stdin.read().strip()
-    if text is None and not (fields["user_message"] and fields["response"]):
-        raise ConfigError("give the memory's TEXT, or both --user and --response")
-    fields["tags"] = tuple(fields["tags"])
-    fields["agent"] = resolve_at(settings.db_path, fields["agent"])
-    payload = MemoryStored(text=text or None, **fields)
-
-    async def go() -> Written:
-        async with open_brain(settings) as brain:
-            return await brain.remember(payload)
-
-    emit(settings, run(go()).as_dict(), _say("remembered"))
 
 
 def _hit_line(hit: dict[str, Any], query: str) -> str:
@@ -70,7 +28,7 @@ def _hit_line(hit: dict[str, Any], query: str) -> str:
     return f"{head}[{hit['observation_kind']}] {' '.join(hit['text'].split())}"
 
 
-@cli.command()
+@click.command()
 @click.argument("query")
 @click.option(
     "--hybrid",
@@ -138,37 +96,4 @@ def recall(settings: Settings, /, query: str, **filters: Any) -> None:
     emit(settings, rows, text)
 
 
-@cli.command()
-@click.argument("memory_id")
-@click.option("--reason", default="")
-@pass_settings
-def forget(settings: Settings, memory_id: str, reason: str) -> None:
-    """Forget a memory (a tombstone event; the history stays in the log)."""
-
-    async def go() -> Written:
-        async with open_brain(settings) as brain:
-            return await brain.forget(memory_id, reason)
-
-    emit(settings, run(go()).as_dict(), _say("forgot"))
-
-
-@cli.command()
-@click.argument("memory_id")
-@click.option("--text", help="The new text.")
-@click.option("--tag", "tag", multiple=True, help="Add a tag (repeatable).")
-@click.option("--untag", "untag", multiple=True, help="Remove a tag (repeatable).")
-@pass_settings
-def edit(
-    settings: Settings,
-    memory_id: str,
-    text: str | None,
-    tag: tuple[str, ...],
-    untag: tuple[str, ...],
-) -> None:
-    """Edit a memory's text or tags, on top of the version this node sees."""
-
-    async def go() -> Written:
-        async with open_brain(settings) as brain:
-            return await brain.edit(memory_id, text=text, tag=tag, untag=untag)
-
-    emit(settings, run(go()).as_dict(), _say("edited"))
+instrument(recall, "cli.recall")
