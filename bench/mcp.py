@@ -24,7 +24,7 @@ from pathlib import Path
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from hivebrain.cli.support import open_brain
+from hivebrain.app.connection import open_brain
 from hivebrain.config import Settings, load_settings
 from hivebrain.events.memory import SPACES, MemoryStored
 from hivebrain.node.node import server_config

@@ -18,10 +18,11 @@ from hive import Hive, wait_until
 from hivebrain.app.agents import WorkingPolicy, create, set_policy
 from hivebrain.app.brain import Brain
 from hivebrain.app.chatlogs import ChatImporter, ImportSummary
-from hivebrain.app.consolidation import plan, publish_moves
+from hivebrain.app.consolidation import publish_moves
 from hivebrain.events.memory import MemoryStored
 from hivebrain.node.link import SILENCE_S
 from hivebrain.node.node import Node
+from hivebrain.projections.consolidation_queries import plan
 from hivebrain.projections.memory_queries import Filters
 from hivebrain.projections.session_queries import history
 from hivebrain.projections.store import ProjectionStore

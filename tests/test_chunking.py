@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hivebrain.app.chunking import chunk_id, chunk_text, content_hash, markdown_title, spans
+from hivebrain.app.chunking import chunk_id, chunk_text, markdown_title, spans
+from hivebrain.events.embedding import content_hash
 from hivebrain.events.envelope import TOKEN_RE
 
 KINDS = ("markdown", "code", "text")

@@ -11,14 +11,7 @@ import pytest
 
 from hivebrain.app.agents import WorkingPolicy, resolve, set_policy
 from hivebrain.app.brain import Brain
-from hivebrain.app.consolidation import (
-    DEFAULT_MAX_COUNT,
-    Overrides,
-    format_duration,
-    parse_duration,
-    plan,
-    policy_of,
-)
+from hivebrain.durations import format_duration, parse_duration
 from hivebrain.errors import ConfigError
 from hivebrain.events import Event, Payload
 from hivebrain.events.agent import AgentCreated
@@ -26,6 +19,12 @@ from hivebrain.events.memory import DEFAULT_AGENT, MemoryForgotten, MemoryMoved,
 from hivebrain.node.node import Node
 from hivebrain.projections import ProjectionStore
 from hivebrain.projections.agent_queries import find
+from hivebrain.projections.consolidation_queries import (
+    DEFAULT_MAX_COUNT,
+    Overrides,
+    plan,
+    policy_of,
+)
 
 DAY = 86400.0
 NOW = 100 * DAY

@@ -14,8 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hivebrain.app.context import (
-    CACHE_BUCKET,
-    CONTEXT_BUCKET,
     ContextSettings,
     SessionContext,
     ToolCache,
@@ -27,6 +25,7 @@ from hivebrain.app.context import (
 )
 from hivebrain.errors import ConfigError
 from hivebrain.transport.bus import Bus
+from hivebrain.transport.topology import CACHE_BUCKET, CONTEXT_BUCKET
 
 T = TypeVar("T")
 
@@ -148,7 +147,8 @@ def test_parse_ttl() -> None:
     assert parse_ttl("90") == 90 and parse_ttl("90s") == 90 and parse_ttl("15m") == 900
     assert parse_ttl("1h") == 3600 and parse_ttl("7d") == 604800 and parse_ttl("2W") == 1209600
     assert parse_ttl(5) == 5
-    for bad in ("0", "-1", "1.5h", "soon", ""):
+    assert parse_ttl("1.5h") == 5400
+    for bad in ("0", "-1", "0.5", "1.5", "soon", ""):
         with pytest.raises(ConfigError):
             parse_ttl(bad)
 

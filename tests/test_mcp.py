@@ -348,7 +348,7 @@ def test_cli_logs_interactions_only_when_asked(cli: Cli, node: NodeProcess) -> N
 
 def test_bad_ttl_is_a_one_line_error(cli: Cli) -> None:
     result = cli.run("mcp", "--context-ttl", "soon")
-    assert result.code == 2 and "invalid TTL 'soon'" in result.err
+    assert result.code == 2 and "bad TTL 'soon'" in result.err
     assert len(result.err_lines) == 1 and "Traceback" not in result.err
 
 

@@ -1,6 +1,8 @@
 """Per-node actors that consume events and publish new ones (see DESIGN.md section 5)."""
 
-from .actor import Actor, ActorSetup, Clock, Context, ProjectionReader, Publish, SystemClock
+from hivebrain.transport.event_writer import Publish
+
+from .actor import Actor, ActorSetup, Clock, Context, ProjectionReader, SystemClock
 from .consolidator import ConsolidatorActor
 from .embedder import EmbedderActor
 from .registry import ACTORS, actors_for, register

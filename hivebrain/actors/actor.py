@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol, Self
@@ -28,17 +28,12 @@ from hivebrain.errors import ConfigError
 from hivebrain.events import Event, Payload
 from hivebrain.projections.device_queries import DeviceRecord
 from hivebrain.projections.store import MemoryRow
+from hivebrain.transport.event_writer import Publish
 
 log = structlog.get_logger(__name__)
 
 #: Actor names become part of JetStream consumer names: no dots, spaces or wildcards.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
-
-
-class Publish(Protocol):
-    """Writes one event authored by this node (stamped with its clock) and waits for the ack."""
-
-    def __call__(self, payload: Payload, *, entity: str | None = None) -> Awaitable[object]: ...
 
 
 class Clock(Protocol):

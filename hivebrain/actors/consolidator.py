@@ -3,25 +3,23 @@
 `hivebrain consolidate` does the same once, on demand; this actor does it whenever a batch of
 memory events was handled (a new working memory can push an agent over its max count) and
 every `every` seconds (memories age without any event). The moves are ordinary `memory.moved`
-events (see hivebrain/consolidation.py): nothing is deleted, and a node that sees the same
-memories plans the same moves, so several consolidators in a hive only repeat harmless moves.
+events (planned by `projections/consolidation_queries.py`): nothing is deleted, and a node that
+sees the same memories plans the same moves, so several consolidators only repeat harmless
+moves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import structlog
 
 from hivebrain.background import cancel_and_wait
 from hivebrain.events import Event
 from hivebrain.events.memory import MemoryMoved, MemoryStored
+from hivebrain.projections.consolidation_queries import Move, plan
 
 from .actor import Actor, Context
-
-if TYPE_CHECKING:
-    from hivebrain.app.consolidation import Move
 from .registry import register
 
 log = structlog.get_logger(__name__)
@@ -57,8 +55,6 @@ class ConsolidatorActor(Actor):
 
     async def consolidate(self) -> list[Move]:
         """Publish the moves the policies call for now; returns them."""
-        from hivebrain.app.consolidation import plan  # it imports the node, which imports actors
-
         async with self._lock:
             moves = plan(self.ctx.store.connection, self.ctx.clock.now())
             pending = {m.memory for m in moves}

@@ -33,12 +33,11 @@ from typing import Self
 
 import structlog
 
-from hivebrain.app.chunking import content_hash
 from hivebrain.background import cancel_and_wait
 from hivebrain.embedding.base import Embedder
 from hivebrain.errors import ConfigError
 from hivebrain.events import Event
-from hivebrain.events.embedding import EmbeddingComputed
+from hivebrain.events.embedding import EmbeddingComputed, content_hash
 from hivebrain.events.knowledge import ChunkAdded
 from hivebrain.events.memory import MemoryEdited, MemoryStored
 from hivebrain.events.observation import ObservationWritten

@@ -38,16 +38,15 @@ from hivebrain.background import cancel_and_wait
 from hivebrain.errors import ConfigError, EventError
 from hivebrain.events import Event, LamportClock, decode
 from hivebrain.events.subjects import H_TYPE, HIVE_STREAM, ROOT
-from hivebrain.node.devices import NodeWriter
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.transport.bus import Bus
+from hivebrain.transport.event_writer import EventWriter, Publish
 
 from .actor import (
     Actor,
     Clock,
     Context,
     ProjectionReader,
-    Publish,
     SystemClock,
     always_online,
 )
@@ -336,7 +335,7 @@ class ActorRuntime:
         runtime = cls(
             bus,
             node,
-            NodeWriter(node, clock, publisher),
+            EventWriter(node, clock, publisher),
             store=store,
             stats_path=db_path,
             options=Options(**options),

@@ -25,10 +25,13 @@ from hivebrain.events.memory import (
 )
 from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.node.node import NodeLock
-from hivebrain.projections.sqlite import connect_async
 from hivebrain.projections.store import MemoryRow, ProjectionStore, SqliteClockStore
 from hivebrain.transport.bus import Bus
+from hivebrain.transport.event_writer import EventWriter
 from hivebrain.transport.publisher import Ack, Publisher
+
+#: How often a read-your-writes wait looks at the projection's position.
+POLL_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,10 @@ class Brain:
         self.publisher = publisher
         self.store = ProjectionStore(settings.db_path)
         self.clock = LamportClock(SqliteClockStore(settings.db_path))
+        self.writer = EventWriter(settings.node, self.clock, publisher)
 
     async def publish(self, payload: Payload, *, entity: str | None = None) -> Written:
-        event = Event.new(
-            payload, node=self.settings.node, lamport=self.clock.tick(), entity=entity
-        )
-        ack = await self.publisher.publish_wait(event)
+        event, ack = await self.writer.write(payload, entity=entity)
         applied = await self.wait_applied(ack)
         return Written(event, ack, applied)
 
@@ -70,27 +71,25 @@ class Brain:
         """Publish and return once JetStream acknowledged it, without waiting for the local
         projection (`applied` is False): for callers that wait for their writes when they
         next read (the MCP server)."""
-        event = Event.new(
-            payload, node=self.settings.node, lamport=self.clock.tick(), entity=entity
-        )
-        return Written(event, await self.publisher.publish_wait(event), False)
+        event, ack = await self.writer.write(payload, entity=entity)
+        return Written(event, ack, False)
 
     async def wait_applied(self, ack: Ack, timeout: float = 5.0) -> bool:
-        """Wait until the local node's projection has applied `ack` (False if no node runs)."""
-        if ack.stream != EVENTS_STREAM or not NodeLock.held(self.settings.lock_file):
+        """Read-your-writes: wait until the local projection has applied `ack` (True), or say
+        it has not: no node runs on this data directory, or it did not within `timeout`."""
+        if ack.stream != EVENTS_STREAM:
+            return False
+        if self.store.position(EVENTS_STREAM) >= ack.seq:
+            return True
+        if not NodeLock.held(self.settings.lock_file):
             return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with connect_async(self.settings.db_path) as db:  # reads off the event loop
-            while loop.time() < deadline:
-                async with db.execute(
-                    "SELECT seq FROM positions WHERE stream = ?", (EVENTS_STREAM,)
-                ) as cursor:
-                    row = await cursor.fetchone()
-                if row is not None and row[0] >= ack.seq:
-                    return True
-                await asyncio.sleep(0.01)
-        return False
+        while self.store.position(EVENTS_STREAM) < ack.seq:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(POLL_S)
+        return True
 
     async def remember(self, payload: MemoryStored) -> Written:
         return await self.publish(payload)

@@ -46,12 +46,13 @@ from hivebrain.app.agents import resolve
 from hivebrain.app.brain import Brain
 from hivebrain.app.redaction import redact_text
 from hivebrain.errors import ConfigError
-from hivebrain.events import Event, LamportClock, Payload, derived_id
+from hivebrain.events import LamportClock, Payload, derived_id
 from hivebrain.events.agent import AgentCreated
 from hivebrain.events.interaction import InteractionLogged
 from hivebrain.events.memory import DEFAULT_AGENT, MemoryStored, Space
 from hivebrain.projections.agent_queries import find
 from hivebrain.projections.store import SqliteClockStore
+from hivebrain.transport.event_writer import EventWriter
 from hivebrain.transport.publisher import Ack
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -240,7 +241,9 @@ class ChatImporter:
         self._agent = resolve(self.conn, agent) if agent is not None else None
         self._agents: dict[str, str] = {}  # name in a log -> agent value of its memories
         self._clock_store = SqliteClockStore(brain.settings.db_path)
-        self._clock = LamportClock(self._clock_store, block=256)
+        self._writer = EventWriter(
+            brain.settings.node, LamportClock(self._clock_store, block=256), brain.publisher
+        )
         self._acks: list[asyncio.Future[Ack]] = []
         self.summary = ImportSummary()
         self._started = time.monotonic()
@@ -256,15 +259,8 @@ class ChatImporter:
         return {row[0] for row in rows}
 
     async def _publish(self, payload: Payload, entity: str, event_id: str, ts: float) -> None:
-        event = Event.new(
-            payload,
-            node=self.brain.settings.node,
-            lamport=self._clock.tick(),
-            entity=entity,
-            event_id=event_id,
-            ts=ts,
-        )
-        self._acks.append(await self.brain.publisher.publish(event))
+        _, ack = await self._writer.send(payload, entity=entity, event_id=event_id, ts=ts)
+        self._acks.append(ack)
 
     async def _agent_of(self, name: str | None) -> str:
         if self._agent is not None:

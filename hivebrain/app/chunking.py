@@ -20,10 +20,11 @@ ones, so the overlap is as large as allowed).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from hivebrain.events.embedding import content_hash
 
 Kind = Literal["markdown", "code", "text"]
 
@@ -58,11 +59,6 @@ class Chunk:
     @property
     def content_hash(self) -> str:
         return content_hash(self.text)
-
-
-def content_hash(text: str) -> str:
-    """sha256 (hex) of the text's UTF-8 bytes."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_sizes(size: int, overlap: int) -> None:

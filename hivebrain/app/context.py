@@ -38,37 +38,28 @@ import structlog
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BadRequestError, KeyDeletedError, KeyNotFoundError, NotFoundError
 
+from hivebrain.durations import parse_duration
 from hivebrain.errors import BusError, ConfigError
 from hivebrain.transport.bus import Bus
+from hivebrain.transport.topology import CACHE_BUCKET, CONTEXT_BUCKET
 
 log = structlog.get_logger(__name__)
 
-CONTEXT_BUCKET = "hivebrain_context"
-CACHE_BUCKET = "hivebrain_tool_cache"
-BUCKETS = (CONTEXT_BUCKET, CACHE_BUCKET)
 DEFAULT_CONTEXT_TTL_S = 7 * 24 * 3600
 DEFAULT_CACHE_TTL_S = 3600
 MAX_NAME = 256  # characters of a session id, key or tool name
 MAX_VALUE_BYTES = 512 * 1024
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _ESCAPED = re.compile(r"=([0-9A-F]{2})")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _PURGE = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_ttl(text: str | int) -> int:
-    """Seconds from `90`, `90s`, `15m`, `1h`, `7d` or `2w`; ConfigError when not >= 1 s."""
-    if isinstance(text, int):
-        seconds = text
-    else:
-        found = _DURATION.match(text)
-        if found is None:
-            raise ConfigError(f"invalid TTL {text!r}: expected seconds or e.g. 90s, 15m, 1h, 7d")
-        seconds = int(found.group(1)) * _UNITS[found.group(2).lower()]
-    if seconds < 1:
-        raise ConfigError(f"invalid TTL {text!r}: at least 1 second")
-    return seconds
+    """Whole seconds of a TTL given as seconds or a duration (`90s`, `15m`, `1h`, `7d`, `2w`)."""
+    seconds = parse_duration(text, what="TTL", at_least=1)
+    if seconds != int(seconds):
+        raise ConfigError(f"bad TTL {text!r}: a whole number of seconds")
+    return int(seconds)
 
 
 @dataclass(frozen=True, slots=True)

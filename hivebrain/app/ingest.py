@@ -41,11 +41,12 @@ from hivebrain.app.chunking import (
 )
 from hivebrain.app.chunking import markdown_title as first_heading
 from hivebrain.errors import ConfigError, ProjectionError
-from hivebrain.events import ClockStore, Event, Payload
+from hivebrain.events import ClockStore, Payload
 from hivebrain.events.knowledge import ChunkAdded, DocumentIngested, KnowledgeRemoved
 from hivebrain.projections.knowledge import DOCUMENT_VISIBLE
 from hivebrain.projections.sqlite import connect, sqlite_errors
 from hivebrain.projections.store import SqliteClockStore
+from hivebrain.transport.event_writer import EventWriter
 from hivebrain.transport.publisher import Ack
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -323,17 +324,15 @@ class Ingester:
         self.brain = brain
         self.options = options
         self._clock_store = SqliteClockStore(brain.settings.db_path)
-        self._clock = _Stamps(self._clock_store)
+        self._writer = EventWriter(brain.settings.node, _Stamps(self._clock_store), brain.publisher)
         self._acks: list[asyncio.Future[Ack]] = []
 
     def close(self) -> None:
         self._clock_store.close()
 
     async def _publish(self, payload: Payload, entity: str) -> None:
-        event = Event.new(
-            payload, node=self.brain.settings.node, lamport=self._clock.tick(), entity=entity
-        )
-        self._acks.append(await self.brain.publisher.publish(event))
+        _, ack = await self._writer.send(payload, entity=entity)
+        self._acks.append(ack)
 
     async def run(
         self, found: Found, on_file: Callable[[Path], None] | None = None

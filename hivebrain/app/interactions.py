@@ -14,21 +14,18 @@ Recording is on by default for the MCP server and off for the CLI (`--log-intera
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 
 from hivebrain.app.redaction import redact_text
-from hivebrain.events import Payload
 from hivebrain.events.interaction import InteractionLogged, Outcome
+from hivebrain.transport.event_writer import Publish
 
 log = structlog.get_logger(__name__)
 
 MAX_QUERY = 2000  # characters kept of a query or stored text
 MAX_RESPONSE = 1000  # characters kept of a result summary
-
-Publish = Callable[[Payload], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)

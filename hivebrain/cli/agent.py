@@ -9,12 +9,14 @@ import click
 
 from hivebrain.app.agents import WorkingPolicy, create, set_policy
 from hivebrain.app.brain import Written
-from hivebrain.app.consolidation import format_duration, parse_duration, policy_of
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.app.connection import open_brain
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
+from hivebrain.durations import format_duration, parse_duration
 from hivebrain.events.agent import CONSOLIDATION_TARGETS, ConsolidationTarget
 from hivebrain.events.memory import DEFAULT_AGENT, SPACES
 from hivebrain.projections.agent_queries import agents, memory_counts
+from hivebrain.projections.consolidation_queries import policy_of
 from hivebrain.projections.store import ProjectionStore
 
 

@@ -7,12 +7,13 @@ from typing import Any, TypeVar
 
 import click
 
+from hivebrain.app.connection import reach_nats
 from hivebrain.app.context import (
     DEFAULT_CACHE_TTL_S,
     ToolCache,
 )
 from hivebrain.cli.context import json_argument, shown, ttl_option, when
-from hivebrain.cli.support import emit, pass_settings, reach_nats, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 
 

@@ -8,18 +8,14 @@ from typing import Any, cast
 import click
 
 from hivebrain.app.agents import resolve
-from hivebrain.app.consolidation import (
-    ConsolidationSummary,
-    Move,
-    Overrides,
-    parse_duration,
-    plan,
-    publish_moves,
-)
+from hivebrain.app.connection import open_brain
+from hivebrain.app.consolidation import ConsolidationSummary, publish_moves
 from hivebrain.cli.memories import agent_names
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
+from hivebrain.durations import parse_duration
 from hivebrain.events.agent import CONSOLIDATION_TARGETS, ConsolidationTarget
+from hivebrain.projections.consolidation_queries import Move, Overrides, plan
 from hivebrain.projections.store import ProjectionStore
 
 

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 import click
 
+from hivebrain.app.connection import reach_nats
 from hivebrain.app.context import (
     DEFAULT_CONTEXT_TTL_S,
     SessionContext,
     parse_ttl,
 )
-from hivebrain.cli.support import emit, pass_settings, reach_nats, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 

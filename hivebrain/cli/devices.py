@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.app.connection import open_brain
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 from hivebrain.events.device import DeviceStatusChanged, Status

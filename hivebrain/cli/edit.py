@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from hivebrain.app.brain import Written
+from hivebrain.app.connection import open_brain
 from hivebrain.cli.remember import say_written
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 
 

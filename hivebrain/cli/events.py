@@ -9,11 +9,11 @@ import sys
 
 import click
 
+from hivebrain.app.connection import reach_nats
 from hivebrain.cli.support import (
     emit,
     install_stop_signals,
     pass_settings,
-    reach_nats,
     run,
 )
 from hivebrain.config import Settings

@@ -11,7 +11,8 @@ from typing import Any, cast
 import click
 
 from hivebrain.app.chatlogs import ChatImporter, ImportSummary, find_chatlogs
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.app.connection import open_brain
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 from hivebrain.events.memory import SPACES, Space

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from hivebrain.app.chunking import DEFAULT_OVERLAP, DEFAULT_SIZE
+from hivebrain.app.connection import open_brain
 from hivebrain.app.ingest import (
     DEFAULT_MAX_BYTES,
     Ingester,
@@ -18,7 +19,7 @@ from hivebrain.app.ingest import (
     IngestSummary,
     find_files,
 )
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 
 #: A progress bar is drawn (on a terminal) from this many files on.

@@ -15,8 +15,9 @@ from typing import Any
 import click
 import structlog
 
+from hivebrain.app.connection import open_brain
 from hivebrain.app.interactions import Interaction, InteractionLog
-from hivebrain.cli.support import open_brain, run
+from hivebrain.cli.support import run
 from hivebrain.config import Settings
 from hivebrain.errors import HivebrainError
 

@@ -7,7 +7,8 @@ from typing import Any, cast
 import click
 
 from hivebrain.app.brain import Written
-from hivebrain.cli.support import emit, open_brain, pass_settings, require, run
+from hivebrain.app.connection import open_brain
+from hivebrain.cli.support import emit, pass_settings, require, run
 from hivebrain.config import Settings
 from hivebrain.events.memory import SPACES, Space
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from hivebrain.cli.support import emit, pass_settings, reach_nats, run
+from hivebrain.app.connection import reach_nats
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node.node import NodeLock

@@ -8,9 +8,9 @@ import sys
 import click
 
 from hivebrain.app.brain import Written
+from hivebrain.app.connection import open_brain
 from hivebrain.cli.support import (
     emit,
-    open_brain,
     pass_settings,
     run,
 )

@@ -9,8 +9,9 @@ import click
 
 from hivebrain.app.agents import resolve_at
 from hivebrain.app.brain import Written
+from hivebrain.app.connection import open_brain
 from hivebrain.cli.interactions import instrument
-from hivebrain.cli.support import emit, open_brain, pass_settings, run
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import ConfigError
 from hivebrain.events.memory import SPACES, MemoryStored

@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from hivebrain.actors import read_stats
-from hivebrain.cli.support import emit, pass_settings, reach_nats, run
+from hivebrain.app.connection import reach_nats
+from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import NotConnected
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM

@@ -25,6 +25,7 @@ from hivebrain.node.credentials import generate_credentials
 from hivebrain.node.homelab import Homelab, load_homelab
 from hivebrain.node.node import Node, NodeRole
 from hivebrain.node.plan import plan
+from hivebrain.transport.event_writer import EventWriter
 from hivebrain.transport.server import RenderedServerConfig, free_port
 
 HUB = "hub"
@@ -175,12 +176,12 @@ async def write(node: Node, payloads: list[Payload]) -> list[Event]:
     clock = node.clock
     publisher = await node.bus.publisher(ack_timeout=2.0, retries=30)
     try:
-        events = [Event.new(p, node=node.settings.node, lamport=clock.tick()) for p in payloads]
-        futures = [await publisher.publish(e) for e in events]
-        await asyncio.gather(*futures)
+        writer = EventWriter(node.settings.node, clock, publisher)
+        sent = [await writer.send(p) for p in payloads]
+        await asyncio.gather(*(ack for _, ack in sent))
     finally:
         await publisher.close()
-    return events
+    return [event for event, _ in sent]
 
 
 def memories(prefix: str, count: int, tag: str | None = None) -> list[Payload]:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import Field, model_validator
 
 from .envelope import Payload
 from .registry import event_type
+
+
+def content_hash(text: str) -> str:
+    """The `content_hash` of a text: sha256 (hex) of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @event_type

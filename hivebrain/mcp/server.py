@@ -30,9 +30,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 from pydantic import ValidationError
 
+from hivebrain.app.connection import open_brain
 from hivebrain.app.context import ContextSettings, open_context
 from hivebrain.app.interactions import InteractionLog
-from hivebrain.cli.support import open_brain
 from hivebrain.config import Settings
 from hivebrain.errors import HivebrainError
 from hivebrain.mcp.tools import (

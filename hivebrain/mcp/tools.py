@@ -26,10 +26,9 @@ from hivebrain.config import Settings
 from hivebrain.embedding import query_vector
 from hivebrain.errors import ConfigError
 from hivebrain.events.memory import SPACES, MemoryForgotten, MemoryMoved, MemoryStored, Space
-from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.node.devices import device_row
 from hivebrain.node.liveness import FLUSH_INTERVAL_S, read_liveness
-from hivebrain.node.node import NodeLock
+from hivebrain.transport.publisher import Ack
 
 log = structlog.get_logger(__name__)
 
@@ -191,30 +190,22 @@ class MemoryTools:
         self.cache = cache
         self.interactions = interactions
         self.query_vector = query_vector or embedder_lookup(brain.settings)
-        self._written_seq = 0  # the highest EVENTS sequence this server wrote
+        self._last_write: Ack | None = None  # the ack of this server's latest write
 
     # -- read-your-writes -----------------------------------------------------------------
 
     async def _publish(self, payload: Any, entity: str | None = None) -> Written:
         written = await self.brain.publish_acked(payload, entity=entity)
-        if written.ack.stream == EVENTS_STREAM:
-            self._written_seq = max(self._written_seq, written.ack.seq)
+        if self._last_write is None or written.ack.seq > self._last_write.seq:
+            self._last_write = written.ack
         return written
 
     async def caught_up(self, timeout: float = CATCH_UP_TIMEOUT_S) -> bool:
         """Wait until the running node's projection has applied this server's writes (True),
         or there is nothing to wait for; False when no node runs or it did not in time."""
-        if self._written_seq == 0 or self.store.position(EVENTS_STREAM) >= self._written_seq:
+        if self._last_write is None:
             return True
-        if not NodeLock.held(self.brain.settings.lock_file):
-            return False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.store.position(EVENTS_STREAM) < self._written_seq:
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
+        return await self.brain.wait_applied(self._last_write, timeout)
 
     def _live_memory(self, memory_id: str) -> Any:
         row = self.store.memory(memory_id)

@@ -15,7 +15,7 @@ up with the node's own events), the heartbeat and the liveness tracker (see live
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from hivebrain.background import cancel_and_wait
-from hivebrain.events import Event, LamportClock, Payload
+from hivebrain.events import LamportClock, Payload
 from hivebrain.events.device import DeviceRegistered, DeviceUpdated, Tier
 from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.node.hardware import Hardware, capabilities, classify, detect
@@ -31,17 +31,12 @@ from hivebrain.node.liveness import DEFAULT_INTERVAL_S, Heartbeat, LivenessTrack
 from hivebrain.projections.device_queries import PROFILE_FIELDS, DeviceRecord
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.transport.bus import Bus
-from hivebrain.transport.publisher import Ack, Publisher
+from hivebrain.transport.event_writer import EventWriter, Publish
+from hivebrain.transport.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 
 CATCH_UP_TIMEOUT_S = 30.0
-
-
-class Publish(Protocol):
-    """Writes one event (e.g. `Brain.publish`)."""
-
-    def __call__(self, payload: Payload, *, entity: str | None = None) -> Awaitable[object]: ...
 
 
 class DeviceSource(Protocol):
@@ -139,20 +134,6 @@ class DeviceAnnouncer:
         return payload
 
 
-class NodeWriter:
-    """`Publish` for the node process itself: stamps with the node's clock, waits for the ack
-    (not for the projection, which the node applies on its own)."""
-
-    def __init__(self, node: str, clock: LamportClock, publisher: Publisher) -> None:
-        self.node = node
-        self._clock = clock
-        self._publisher = publisher
-
-    async def __call__(self, payload: Payload, *, entity: str | None = None) -> Ack:
-        event = Event.new(payload, node=self.node, lamport=self._clock.tick(), entity=entity)
-        return await self._publisher.publish_wait(event)
-
-
 class DeviceServices:
     """Device registry duties of one node: announce itself, heartbeat, track liveness.
 
@@ -193,7 +174,7 @@ class DeviceServices:
             return
         self._publisher = await self._bus.publisher()
         self._store = ProjectionStore(self._db_path)  # its own connection, for reads
-        writer = NodeWriter(self.node, self._clock, self._publisher)
+        writer = EventWriter(self.node, self._clock, self._publisher)
         announcer = DeviceAnnouncer(self.profile, self._store, writer, hardware=self._hardware)
         self.announced = asyncio.create_task(
             self._announce(announcer, projection), name="device-announce"

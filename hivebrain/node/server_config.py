@@ -24,13 +24,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from hivebrain.app.context import BUCKETS as KV_BUCKETS
 from hivebrain.errors import ConfigError
 from hivebrain.node.credentials import NodeCredentials
 from hivebrain.node.homelab import Homelab, NodeSpec
 from hivebrain.node.liveness import SUBJECT_PREFIX as HEARTBEAT_PREFIX
 from hivebrain.node.liveness import heartbeat_subject
 from hivebrain.transport.server import RenderedServerConfig
+from hivebrain.transport.topology import KV_BUCKETS
 
 HIVE_ACCOUNT = "HIVE"
 SYS_ACCOUNT = "SYS"

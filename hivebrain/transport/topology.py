@@ -36,6 +36,11 @@ from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM, node_subjects
 
 log = structlog.get_logger(__name__)
 
+#: Key-value buckets of each node's own server: session context and the tool cache.
+CONTEXT_BUCKET = "hivebrain_context"
+CACHE_BUCKET = "hivebrain_tool_cache"
+KV_BUCKETS = (CONTEXT_BUCKET, CACHE_BUCKET)
+
 DUPLICATE_WINDOW_S = 120.0
 
 
