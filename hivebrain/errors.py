@@ -1,19 +1,23 @@
 """The one error tree of hivebrain.
 
-    HivebrainError                  anything hivebrain raises on purpose
-    ├── ConfigError                 bad configuration or command-line input
-    ├── EventError                  an event that cannot be built, encoded or decoded
-    │   ├── UnknownEventType        a `type` that is not in the registry
-    │   └── InvalidEvent            bytes or fields that do not form a valid event
-    ├── BusError                    talking to NATS / JetStream failed
-    │   ├── NotConnected            no server reachable at the given address
-    │   └── PublishTimeout          an event was not acknowledged after every retry
-    ├── ServerError                 the local nats-server could not be started or supervised
-    ├── ProjectionError             the local SQLite projection cannot be used
-    └── EmbeddingError              an embedder cannot load its model or compute vectors
+    HivebrainError                anything hivebrain raises on purpose                 exit 1
+    ├── ConfigError               bad configuration or command-line input              exit 2
+    ├── NotFound                  an id, name or key this node does not know           exit 3
+    ├── EventError                an event that cannot be built, encoded or decoded    exit 2
+    │   ├── UnknownEventType      a `type` that is not in the registry
+    │   └── InvalidEvent          bytes or fields that do not form a valid event
+    ├── BusError                  talking to NATS / JetStream failed
+    │   ├── NotConnected          no server reachable at the given address
+    │   └── PublishTimeout        an event was not acknowledged after every retry
+    ├── ServerError               the local nats-server could not be started or supervised
+    ├── ProjectionError           the local SQLite projection cannot be used
+    │   ├── OutOfTurn             a batch handed over out of turn (the one before it failed)
+    │   └── WriterGone            the process applying a replay's batches died
+    └── EmbeddingError            an embedder cannot load its model or compute vectors
 
 Adapters translate driver errors (nats-py, sqlite3, pydantic, onnxruntime, ollama) into this
-tree; the CLI turns any of them into one line on stderr and a non-zero exit code.
+tree; the CLI turns any of them into one line on stderr and its exit code (every error not
+marked otherwise exits 1; a bug, not an error of this tree, is one line and exit 1 too).
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ class ConfigError(HivebrainError):
     """Bad configuration or command-line input."""
 
     exit_code = 2
+
+
+class NotFound(HivebrainError):
+    """An id, name or key this node does not know (a memory, agent, device, context key).
+    Not bad input: the same command may succeed once the node has seen the event."""
+
+    exit_code = 3
 
 
 class EventError(HivebrainError):

@@ -111,7 +111,7 @@ def test_remember_recall_edit_forget(cli: Cli, node: NodeProcess) -> None:
     assert octopus not in recall_ids(cli, "a navigation instrument", "--vector")
     assert recall_ids(cli, "quokkas", "--keyword") == [quokka]
     again = cli.run("forget", octopus)
-    assert again.code == 2 and "no memory" in one_clean_error(again)
+    assert again.code == 3 and "no memory" in one_clean_error(again)
 
 
 def test_publish_from_argument_and_stdin_then_tail(cli: Cli, node: NodeProcess) -> None:
@@ -195,7 +195,6 @@ def test_a_second_node_on_the_same_data_is_refused(cli: Cli, node: NodeProcess) 
         (("--node", "Bad Name", "stats"), "invalid node name"),
         (("recall", ""), "empty"),
         (("recall", "   "), "empty"),
-        (("edit", "unknown-id", "--text", "x"), "no memory"),
         (("--nats", "http://127.0.0.1:1", "stats"), "invalid NATS URL"),
     ],
 )
@@ -206,6 +205,23 @@ def test_bad_input_is_one_line_and_exit_2(
     assert result.code == 2, result
     line = one_clean_error(result)
     assert line.startswith("error:") and says in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("edit", "unknown-id", "--text", "x"), "no memory 'unknown-id'"),
+        (("forget", "unknown-id"), "no memory 'unknown-id'"),
+        (("move", "unknown-id", "archive"), "no memory 'unknown-id'"),
+        (("memories", "list", "--agent", "nobody"), "no agent 'nobody'"),
+    ],
+)
+def test_unknown_ids_are_not_found_exit_3(
+    cli: Cli, node: NodeProcess, args: tuple[str, ...], says: str
+) -> None:
+    result = cli.run(*args)
+    assert result.code == 3, result
+    assert says in one_clean_error(result)
 
 
 def test_unreachable_nats_is_one_line(cli: Cli, node: NodeProcess) -> None:

@@ -81,16 +81,16 @@ def test_spaces_isolation_and_moves(cli: Cli, node: NodeProcess) -> None:
     assert set(both) == {mine, logs}
     assert len(listed(cli, "--all-agents", "--limit", "1")) == 1
     unknown = cli.run("memories", "list", "--agent", "nobody")
-    assert unknown.code == 2 and "no agent 'nobody'" in one_clean_error(unknown)
+    assert unknown.code == 3 and "no agent 'nobody'" in one_clean_error(unknown)
     nobody = cli.run("remember", "x", "--agent", "nobody")
-    assert nobody.code == 2 and "no agent 'nobody'" in one_clean_error(nobody)
+    assert nobody.code == 3 and "no agent 'nobody'" in one_clean_error(nobody)
 
     out = cli.ok("move", mine, "long_term", "--reason", "settled")
     assert out.startswith(f"moved {mine} to long_term")
     assert listed(cli, "--agent", "gardener", "--space", "working") == []
     assert mine in listed(cli, "--agent", "gardener", "--space", "long_term")
     missing = cli.run("move", "0" * 32, "archive")
-    assert missing.code == 2 and "no memory" in one_clean_error(missing)
+    assert missing.code == 3 and "no memory" in one_clean_error(missing)
     badspace = cli.run("move", mine, "attic")
     assert badspace.code == 2 and "Traceback" not in badspace.err
 

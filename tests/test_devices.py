@@ -233,6 +233,6 @@ async def test_devices_command_lists_the_node_with_tier_and_liveness(node: Node)
         assert row["status"] == "maintenance" and row["status_reason"] == "new disk"
 
         missing = await asyncio.to_thread(cli.run, "devices", "status", "nobody", "retired")
-        assert missing.code == 2 and "no device 'nobody'" in missing.err
+        assert missing.code == 3 and "no device 'nobody'" in missing.err
     finally:
         await services.stop()

@@ -366,7 +366,7 @@ def test_context_and_cache_commands(cli: Cli, node: NodeProcess) -> None:
     assert cli.ok("context", "list", "cli:1").strip() == "no context for session 'cli:1'"
 
     missing = cli.run("context", "get", "cli:1", "goal")
-    assert missing.code == 2 and missing.err_lines == [
+    assert missing.code == 3 and missing.err_lines == [
         "error: no key 'goal' in the context of session 'cli:1'"
     ]
     bad = cli.run("context", "set", "cli:1", "k", "{oops", "--json-value")

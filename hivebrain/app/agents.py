@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import cast
 
 from hivebrain.app.brain import Brain, Written
-from hivebrain.errors import ConfigError
+from hivebrain.errors import ConfigError, NotFound
 from hivebrain.events import new_id
 from hivebrain.events.agent import AgentCreated, ConsolidationTarget
 from hivebrain.events.memory import DEFAULT_AGENT
@@ -29,14 +29,14 @@ from hivebrain.projections.store import ProjectionStore
 
 def lookup(conn: sqlite3.Connection, ref: str) -> AgentRecord | None:
     """The one agent `ref` (uuid or name) stands for; None for DEFAULT_AGENT without a record.
-    ConfigError when no agent or several agents have that name."""
+    NotFound when no agent has that name, ConfigError when several have."""
     found = find(conn, ref)
     if len(found) == 1:
         return found[0]
     if not found:
         if ref == DEFAULT_AGENT:
             return None
-        raise ConfigError(
+        raise NotFound(
             f"no agent {ref!r} on this node (create it with: hivebrain agent create {ref})"
         )
     ids = ", ".join(a.id for a in found)

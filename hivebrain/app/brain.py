@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from hivebrain.config import Settings
-from hivebrain.errors import ConfigError
+from hivebrain.errors import ConfigError, NotFound
 from hivebrain.events import Event, LamportClock, Payload, VersionRef
 from hivebrain.events.memory import (
     MemoryEdited,
@@ -97,7 +97,7 @@ class Brain:
     def memory(self, memory_id: str) -> MemoryRow:
         row = self.store.memory(memory_id)
         if row is None or row.forgotten:
-            raise ConfigError(f"no memory {memory_id!r} on this node")
+            raise NotFound(f"no memory {memory_id!r} on this node")
         return row
 
     async def forget(self, memory_id: str, reason: str = "") -> Written:

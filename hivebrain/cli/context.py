@@ -29,7 +29,7 @@ from hivebrain.app.context import (
 )
 from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
-from hivebrain.errors import ConfigError
+from hivebrain.errors import ConfigError, NotFound
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ def context_get(settings: Settings, session: str, key: str | None) -> None:
             return {e.key: e.value for e in await ctx.list(session)}
         entry = await ctx.get(session, key)
         if entry is None:
-            raise ConfigError(f"no key {key!r} in the context of session {session!r}")
+            raise NotFound(f"no key {key!r} in the context of session {session!r}")
         return entry.value
 
     value = _with_context(settings, None, work)

@@ -11,7 +11,7 @@ import click
 from hivebrain.app.connection import open_brain
 from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
-from hivebrain.errors import ConfigError
+from hivebrain.errors import NotFound
 from hivebrain.events.device import DeviceStatusChanged, Status
 from hivebrain.node.devices import device_row
 from hivebrain.node.hardware import capabilities, classify, detect
@@ -97,7 +97,7 @@ def status(settings: Settings, name: str, status: Status, reason: str) -> None:
     async def go() -> dict[str, Any]:
         async with open_brain(settings) as brain:
             if brain.store.device(name) is None:
-                raise ConfigError(f"no device {name!r} known on this node")
+                raise NotFound(f"no device {name!r} known on this node")
             written = await brain.publish(
                 DeviceStatusChanged(status=status, reason=reason), entity=name
             )

@@ -24,7 +24,7 @@ from hivebrain.app.context import MAX_NAME, SessionContext, ToolCache
 from hivebrain.app.interactions import Interaction, InteractionLog, summarize_hits
 from hivebrain.config import Settings
 from hivebrain.embedding import query_vector
-from hivebrain.errors import ConfigError
+from hivebrain.errors import ConfigError, NotFound
 from hivebrain.events.memory import SPACES, MemoryForgotten, MemoryMoved, MemoryStored, Space
 from hivebrain.node.devices import device_row
 from hivebrain.node.liveness import FLUSH_INTERVAL_S, read_liveness
@@ -210,7 +210,7 @@ class MemoryTools:
     def _live_memory(self, memory_id: str) -> Any:
         row = self.store.memory(memory_id)
         if row is None or not row.stored or row.forgotten:
-            raise ConfigError(f"no memory {memory_id!r} on this node")
+            raise NotFound(f"no memory {memory_id!r} on this node")
         return row
 
     # -- tools ------------------------------------------------------------------------------
