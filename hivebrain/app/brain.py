@@ -24,7 +24,7 @@ from hivebrain.events.memory import (
     TagRemoval,
 )
 from hivebrain.events.subjects import EVENTS_STREAM
-from hivebrain.node.node import NodeLock
+from hivebrain.node.lock import NodeLock
 from hivebrain.projections.store import MemoryRow, ProjectionStore, SqliteClockStore
 from hivebrain.transport.bus import Bus
 from hivebrain.transport.event_writer import EventWriter

@@ -11,7 +11,8 @@ from hivebrain.app.brain import Brain
 from hivebrain.config import Settings
 from hivebrain.errors import NotConnected
 from hivebrain.node.credentials import credentials_path, load_credentials
-from hivebrain.node.node import NodeLock, server_config
+from hivebrain.node.lock import NodeLock
+from hivebrain.node.node import server_config
 from hivebrain.transport.bus import Bus, connect
 from hivebrain.transport.server import NatsServer, RenderedServerConfig
 

@@ -12,7 +12,7 @@ from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.errors import NotConnected
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
-from hivebrain.node.node import NodeLock
+from hivebrain.node.lock import NodeLock
 from hivebrain.projections.store import ProjectionStore
 
 
