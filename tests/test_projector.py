@@ -333,7 +333,7 @@ async def test_the_writer_process_starts_without_the_main_module(
     store = ProjectionStore(tmp_path / "p.db")
     writer = ProcessWriter(store.path, store.strategy)
     try:
-        assert await writer.call("position", HIVE_STREAM) == 0
+        assert await writer.position(HIVE_STREAM) == 0
     finally:
         await writer.close()
         store.close()

@@ -21,7 +21,7 @@ import structlog
 
 from hivebrain.errors import OutOfTurn, ProjectionError, WriterGone
 from hivebrain.events.subjects import EVENTS_STREAM, H_MSG_ID, HIVE_STREAM, ROOT
-from hivebrain.node.writer import ProcessWriter, ThreadWriter
+from hivebrain.node.writer import ProcessWriter, StoreWriter, ThreadWriter
 from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
 from hivebrain.transport.bus import Bus, RawMessage
 
@@ -54,7 +54,7 @@ class Projector:
         # Batches with the writer at once (see `_apply_loop`): two for a writer process, which
         # is kept busy through a replay; one for a running node, whose batches are small.
         self._depth = 2 if separate_process else 1
-        self._writer: ThreadWriter | ProcessWriter = (
+        self._writer: StoreWriter = (
             ProcessWriter(store.path, store.strategy) if separate_process else ThreadWriter(store)
         )
         self._halted: ProjectionError | None = None  # why nothing more can be applied
@@ -77,9 +77,9 @@ class Projector:
 
     async def start(self) -> None:
         # Index what an interrupted replay left unindexed (nothing, usually: cheap).
-        await self._run("finish_pending")
+        await self._writer.finish_pending()
         for stream in self._streams:
-            self.positions[stream] = await self._run("position", stream)
+            self.positions[stream] = await self._writer.position(stream)
         self._task = asyncio.create_task(self._apply_loop(), name="projector")
         for stream in self._streams:
             sub = await self._bus.consume(stream, self.positions[stream] + 1, self._on_message)
@@ -151,7 +151,7 @@ class Projector:
         self._finish_batches = False
         # A writer process takes a while to start: the first messages are read meanwhile (the
         # writer runs calls in order, so `begin_replay` still comes before every batch).
-        ready = asyncio.ensure_future(self._run("begin_replay"))
+        ready = asyncio.ensure_future(self._writer.begin_replay())
         # Awaited below; should the replay fail before that, its error is not reported twice.
         ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         for stream in self._streams:
@@ -167,21 +167,21 @@ class Projector:
                 # Everything up to `skip` is applied through HIVE already.
                 if progress is not None:
                     progress(skip - self.positions[EVENTS_STREAM])
-                await self._run("advance", EVENTS_STREAM, skip)
+                await self._writer.advance(EVENTS_STREAM, skip)
                 self.positions[EVENTS_STREAM] = skip
             await self._drain(EVENTS_STREAM, progress)
         # The writer runs one call at a time, in order: every batch handed to it before this
         # line is applied before `finish_pending` runs; later ones finish themselves.
         self._finish_batches = True
         await self._writer.settle()
-        await self._run("end_replay")
+        await self._writer.end_replay()
 
     async def _read_position(self, stream: str) -> int:
         """The stored position of `stream`. A writer process has a connection of its own, so
         this process's connection reads it at once, while the writer may still be starting."""
         if isinstance(self._writer, ProcessWriter):
             return self._store.position(stream)
-        return int(await self._run("position", stream))
+        return int(await self._writer.position(stream))
 
     async def _drain(
         self, stream: str, progress: Progress | None, ready: Awaitable[Any] | None = None
@@ -291,7 +291,7 @@ class Projector:
                     ahead[d.stream] = d.seq
         expect = {d.stream: ahead.get(d.stream, 0) for d in batch}
         return asyncio.ensure_future(
-            self._run("apply_batch", batch, finish=self._finish_batches, expect=expect)
+            self._writer.apply_batch(batch, finish=self._finish_batches, expect=expect)
         )
 
     async def _collect(
@@ -359,7 +359,7 @@ class Projector:
         # What the store holds is what counts from here on.
         try:
             for stream in list(self.positions):
-                self.positions[stream] = await self._run("position", stream)
+                self.positions[stream] = await self._writer.position(stream)
         except WriterGone as exc:
             await self._halt(exc, in_flight)
             return
@@ -386,10 +386,6 @@ class Projector:
         self._room.set()
         async with self._applied:
             self._applied.notify_all()
-
-    async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method of the store on the writer (one call at a time, in order)."""
-        return await self._writer.call(method, *args, **kwargs)
 
     def _check_running(self) -> None:
         if self._halted is not None:

@@ -18,19 +18,69 @@ import signal
 import sqlite3
 import sys
 import types
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Concatenate, ParamSpec, TypeVar
 
 from hivebrain.errors import ProjectionError, WriterGone
 from hivebrain.projections.memory_queries import Strategy
 from hivebrain.projections.sqlite import connect, sqlite_errors
-from hivebrain.projections.store import ProjectionStore
+from hivebrain.projections.store import BatchResult, Delivery, ProjectionStore
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class ThreadWriter:
+class StoreWriter(ABC):
+    """What a projector asks of its writer: the store's writes, run one call at a time, in
+    order, wherever the writer runs them."""
+
+    async def apply_batch(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        finish: bool = True,
+        expect: Mapping[str, int] | None = None,
+    ) -> BatchResult:
+        return await self._call(
+            ProjectionStore.apply_batch, deliveries, finish=finish, expect=expect
+        )
+
+    async def advance(self, stream: str, seq: int) -> None:
+        await self._call(ProjectionStore.advance, stream, seq)
+
+    async def position(self, stream: str) -> int:
+        return await self._call(ProjectionStore.position, stream)
+
+    async def finish_pending(self) -> None:
+        await self._call(ProjectionStore.finish_pending)
+
+    async def begin_replay(self) -> None:
+        await self._call(ProjectionStore.begin_replay)
+
+    async def end_replay(self) -> None:
+        await self._call(ProjectionStore.end_replay)
+
+    @abstractmethod
+    async def _call(
+        self, fn: Callable[Concatenate[ProjectionStore, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """`fn(store, *args, **kwargs)` on the writer's store."""
+
+    @abstractmethod
+    def copy_wal(self) -> None: ...
+
+    @abstractmethod
+    async def settle(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class ThreadWriter(StoreWriter):
     """Calls the store's methods on one dedicated thread."""
 
     def __init__(self, store: ProjectionStore) -> None:
@@ -39,9 +89,11 @@ class ThreadWriter:
             max_workers=1, thread_name_prefix="projection-writer"
         )
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        fn = functools.partial(getattr(self._store, method), *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    async def _call(
+        self, fn: Callable[Concatenate[ProjectionStore, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        call = functools.partial(fn, self._store, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def copy_wal(self) -> None:
         """Nothing: the thread shares this process's connection (see ProcessWriter)."""
@@ -94,16 +146,18 @@ def _main_left_out() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _in_child(
+    fn: Callable[Concatenate[ProjectionStore, P], R], *args: P.args, **kwargs: P.kwargs
+) -> R:
     if _STORE is None:
         raise ProjectionError("the projection writer process has no store open")
     try:
-        return getattr(_STORE, method)(*args, **kwargs)
+        return fn(_STORE, *args, **kwargs)
     finally:
         gc.collect()
 
 
-class ProcessWriter:
+class ProcessWriter(StoreWriter):
     """Calls the methods of a store opened on the same file in a child process (started with
     `spawn`: forking a process that runs an event loop and threads is unsafe). Arguments and
     results travel pickled, exceptions too; a child that dies makes every later call raise
@@ -130,10 +184,13 @@ class ProcessWriter:
         self._checkpointer: sqlite3.Connection | None = None
         self._copying: asyncio.Future[None] | None = None
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(
+        self, fn: Callable[Concatenate[ProjectionStore, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         loop = asyncio.get_running_loop()
+        call = functools.partial(_in_child, fn, *args, **kwargs)  # fn travels by its name
         try:
-            return await loop.run_in_executor(self._executor, _call, method, args, kwargs)
+            return await loop.run_in_executor(self._executor, call)
         except BrokenProcessPool as exc:
             raise WriterGone(f"the projection writer process died: {exc}") from exc
 
@@ -171,7 +228,9 @@ class ProcessWriter:
             self._checkpointer = None
         loop = asyncio.get_running_loop()
         try:
-            done = loop.run_in_executor(self._executor, _call, "close", (), {})
+            done = loop.run_in_executor(
+                self._executor, functools.partial(_in_child, ProjectionStore.close)
+            )
             await asyncio.wait_for(done, self.CLOSE_TIMEOUT_S)
         except (BrokenProcessPool, TimeoutError):
             for process in list(getattr(self._executor, "_processes", {}).values()):
