@@ -1,4 +1,4 @@
-"""Per-node actors that consume events and publish new ones (see DESIGN.md section 5)."""
+"""Per-node actors that consume events and publish new ones (see docs/design.md section 5)."""
 
 from hivebrain.transport.event_writer import Publish
 

@@ -1,26 +1,6 @@
 """The embedder: gives memories, knowledge chunks and observations a vector of the node's model.
 
-It consumes the events that bring a text (`memory.stored`, `memory.edited` with a text,
-`knowledge.chunk_added`, `observation.written`) and publishes one `embedding.computed` per
-text, carrying the vector and the text's content hash. Vectors travel in the log, so a rebuild
-replays them and never calls a model.
-
-A text is embedded once per model across the hive, in normal operation:
-- every embedder of a model pulls one shared durable consumer on the hub's HIVE
-  (`actor-embedder-<model>`), so JetStream gives each event to one of them;
-- before calling the model it asks its projection: an entity whose stored vector has the same
-  content hash is skipped (a redelivery, a replay), and a text already embedded under another
-  entity reuses that vector (the cache by content hash), as do repeats within a batch.
-
-Offline (a leaf cut off from its hub) the shared consumer cannot be reached. After
-`offline_after` seconds the embedder sweeps its own projection instead, every `sweep_every`
-seconds, for live texts that have no vector of its model, and embeds those: the node keeps
-vector recall for what it writes while cut off. When the link returns, the same texts may be
-embedded again by the shared consumer: a harmless duplicate (the vectors of one (entity, model)
-merge last-writer-wins).
-
-A failing model (an Ollama server down) raises out of `handle`: the runtime puts the batch back
-and retries after a back-off, so events wait and nothing is lost.
+Why and how: docs/design.md section 10, `hivebrain/actors/embedder.py`.
 """
 
 from __future__ import annotations

@@ -1,31 +1,6 @@
 """Chat-session logs (the Local Brain's `logs/chat/*.json`) imported as conversation memories.
 
-A log is one JSON object:
-
-    {"id": "session-uuid", "title": "...", "created_at": "2026-01-02T14:08:58.323667",
-     "messages": [{"id": "...", "role": "user", "content": "...", "timestamp": "...",
-                   "agent": null, "thinking": null},
-                  {"id": "...", "role": "assistant", "content": "...", "agent": "Coder"}]}
-
-Messages become turns: a user message and the assistant messages that answer it (several in a
-row are joined) are one `memory.stored` with `user_message`, `response` and `session` = the
-chat's id, plus one `interaction.logged` (secrets redacted) for the learning queue. A user
-message nobody answered, or an assistant message before any user message, is a memory of its
-own text. Other roles (system, tool) and empty messages are passed over. The turn's agent is
-the agent named by its assistant messages (an agent record of that name is used, or created),
-unless one agent is given for the whole import; none at all means the default agent.
-
-Importing is idempotent. Ids are derived (`derived_id`) from the chat id and the index of the
-turn's first message: the memory's id from those alone, each event's id also from this node's
-name and the turn's content. A second import of the same file finds every event id applied and
-publishes nothing (JetStream's `Nats-Msg-Id` duplicate window and the projection's event-id
-check catch a repeat that gets through anyway); a log that grew publishes its new turns only;
-a turn whose content changed is stored again under the same memory id (the later write wins).
-The node's name is part of event ids so that the same file imported on two nodes while they
-are apart gives two events per turn, each stamped by its own author, that merge into the same
-single memory. A node that already holds a turn as another node imported it publishes nothing
-for it, so the turn keeps its place in its session and its interaction is logged once.
-Timestamps without a zone are read as UTC, so every node derives the same ids.
+Why and how: docs/design.md section 10, `hivebrain/app/chatlogs.py`.
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """Splitting a document's text into overlapping chunks (pure functions, no I/O).
 
-A chunk is a slice `text[start:end]` of at most `size` characters. Consecutive chunks overlap by
-at most `overlap` characters (at least one when `overlap` > 0), the first starts at 0 and the last
-ends at the end of the text, so every character of the text is in some chunk.
-
-Where a chunk ends is chosen in the window between half its size (or just past the overlap, when
-that is larger) and its full size: the strongest boundary found there wins, the latest of equally
-strong ones, and a chunk is cut mid-word only when the window has no whitespace at all.
-
-    strength   markdown            code                                   text
-    3          before a heading    blank line before a top-level line     --
-    2          blank line          blank line                             blank line
-    1          line end            line end                               line or sentence end
-    0          whitespace          whitespace                             whitespace
-
-The next chunk starts at the strongest boundary within the overlap (the earliest of equally strong
-ones, so the overlap is as large as allowed).
+Why and how: docs/design.md section 10, `hivebrain/app/chunking.py`.
 """
 
 from __future__ import annotations

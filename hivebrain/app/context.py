@@ -1,27 +1,6 @@
 """Session context and the tool-output cache: JetStream key-value buckets whose entries expire.
 
-    SessionContext   per-session key -> JSON value, kept `context_ttl` (7 days by default)
-    ToolCache        (tool, hash of its arguments) -> JSON output, kept `cache_ttl` (1 hour)
-
-Both live in key-value buckets of the node's own nats-server, so every process of the node
-(the MCP servers, the CLI, agents) shares them, and they keep working when the node is cut off
-from the hub. They are not events: nothing here is replayed into projections, and an entry
-that expires is gone for good.
-
-Buckets and keys (readable in `nats kv ls` / `nats kv get`):
-
-    hivebrain_context     <session>.<key>
-    hivebrain_tool_cache  <tool>.<sha256 of the arguments' canonical JSON>
-
-Session ids, context keys and tool names are escaped into valid key tokens: ASCII letters,
-digits, `-` and `_` stay, every other byte of their UTF-8 is `=XX` (upper-case hex), so
-`chat:42` is `chat=3A42` and no name can reach into another's keys.
-
-Expiry: each entry carries its own TTL (JetStream's per-message TTL, `Nats-TTL`, whole
-seconds >= 1), so a write with a short TTL does not shorten the others. The bucket's max age
-is a ceiling that only grows: it is raised when an entry asks for more.
-
-A value is stored as JSON: `{"value": ..., "node": ..., "at": unix time, "ttl": seconds}`.
+Why and how: docs/design.md section 10, `hivebrain/app/context.py`.
 """
 
 from __future__ import annotations

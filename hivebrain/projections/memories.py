@@ -1,16 +1,6 @@
 """Apply rules of the memory family.
 
-* memory.stored: the stored fields last-writer-wins together by the event's stamp; its text
-  is a version (see below) and its space competes with memory.moved; its tags are OR-set adds.
-* memory.edited: a new text version on top of `base`; the current text is the version with
-  the highest stamp. Versions are all kept, so conflicts are derived by a query. Tags added by
-  an edit are OR-set adds; `untag` removes exactly the add events it observed (add-wins).
-* memory.moved: space, last-writer-wins. memory.forgotten / memory.restored: the `deleted`
-  field, last-writer-wins, so only a restore stamped above the tombstone brings it back.
-* memory.reinforced / memory.decayed: strength is a sum in milli-units (exact in any order).
-
-Any event may arrive before the memory.stored of its entity: it creates a placeholder row that
-the stored event later fills in, giving the same row as the other order.
+Why and how: docs/design.md section 10, `hivebrain/projections/memories.py`.
 """
 
 from __future__ import annotations

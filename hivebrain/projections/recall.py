@@ -1,23 +1,6 @@
 """Hybrid recall over memories, knowledge chunks and observations.
 
-Two rankings, each over every kind asked for:
-
-* keywords: one FTS5 query per kind (its best `depth` rows by BM25), merged by BM25 score
-  (each table's BM25 uses that table's statistics; the scores are on the same scale of
-  IDF-weighted term frequency, so a strong match in one kind outranks a weak one in another);
-  in hybrid mode each kind's query leaves out the words common in its index (see `fts`),
-  keyword mode matches every word;
-* vectors: the `depth` nearest live entities of those kinds (`VectorSearch.search`).
-
-Hybrid mode fuses the two by reciprocal rank fusion (Cormack et al., 2009): an entity's score
-is the sum over the rankings it appears in of `1 / (k + rank)`, rank counted from 1, k = 60.
-`depth` = `max(limit * 4, 40)`. Ties break by (kind, id), so the order is deterministic.
-Only the `limit` hits returned are read in full.
-
-Filters: author node and time range apply to every kind (a memory's author is the node of
-its `memory.stored`, a chunk's or an observation's the node of its event; time is the
-event's `ts`); agent, space and tags exist on memories only, so with any of them set only
-memories can match.
+Why and how: docs/design.md section 10, `hivebrain/projections/recall.py`.
 """
 
 from __future__ import annotations

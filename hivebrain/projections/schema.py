@@ -1,16 +1,6 @@
 """The projection database's tables and its small migrations registry.
 
-Two groups of tables:
-
-* node state (`meta`, `clock`): belongs to this node, never dropped by a rebuild;
-* projection tables: a pure function of the events applied, dropped and recreated by `reset`.
-
-Every last-writer-wins field carries the stamp `(lamport, node, event_id)` of the event that
-wrote it, in columns `<field>_lamport`, `<field>_node`, `<field>_event` that default to the
-lowest stamp `(0, '', '')`, so a SQL row value comparison `(?, ?, ?) > (...)` decides.
-The FTS5 tables are external-content indexes kept in step by triggers: derived, node-local
-(they use rowids) and left out of the digest. So is `embedding_changes`, the log of rows
-inserted into or changed in `embeddings` that the vector index follows (see `vectors.py`).
+Why and how: docs/design.md section 10, `hivebrain/projections/schema.py`.
 """
 
 from __future__ import annotations

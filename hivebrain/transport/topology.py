@@ -1,4 +1,4 @@
-"""The streams of a hive (DESIGN.md section 2) and the moves that keep replication quick.
+"""The streams of a hive (docs/design.md section 2) and the moves that keep replication quick.
 
 - Every node: `EVENTS`, subjects `hive.<node>.>`, the events authored there.
 - The hub: `HIVE` sources its own `EVENTS` and each leaf's `EVENTS` through the leaf's
