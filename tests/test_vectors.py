@@ -17,9 +17,10 @@ from hivebrain.events.knowledge import ChunkAdded
 from hivebrain.events.memory import MemoryForgotten, MemoryStored
 from hivebrain.events.observation import ObservationWritten
 from hivebrain.projections import ProjectionStore
+from hivebrain.projections.flat_index import FlatIndex
+from hivebrain.projections.hnsw_index import AnnIndex, index_paths
 from hivebrain.projections.recall import RRF_K, fuse
 from hivebrain.projections.schema import SCHEMA_VERSION, schema_version
-from hivebrain.projections.vectors import AnnIndex, FlatIndex, index_paths
 
 MODEL = "test-model"
 BIG = 30_000
