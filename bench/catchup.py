@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hivebrain.demo.story import DemoHive, hive_last, memories, wait_until, write
+from hivebrain.demo.hive import DemoHive, hive_last, memories, wait_until, write
 from hivebrain.node.node import Node
 
 from .common import Figure, Progress, say

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hivebrain.demo.story import homelab_toml
+from hivebrain.demo.hive import homelab_toml
 from hivebrain.transport.server import free_port
 
 HIVEBRAIN = str(Path(sys.executable).parent / "hivebrain")

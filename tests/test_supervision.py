@@ -12,7 +12,7 @@ from hive import Writer, applied, memories, wait_until
 from local import local_settings
 
 from hivebrain.config import Settings
-from hivebrain.demo.story import homelab_toml
+from hivebrain.demo.hive import homelab_toml
 from hivebrain.node.credentials import generate_credentials
 from hivebrain.node.homelab import load_homelab
 from hivebrain.node.node import Node
