@@ -22,7 +22,7 @@ from hivebrain.app.context import ContextSettings, open_context
 from hivebrain.app.interactions import InteractionLog
 from hivebrain.config import Settings
 from hivebrain.errors import HivebrainError
-from hivebrain.mcp.tools import (
+from hivebrain.mcp.arguments import (
     Arguments,
     CacheArgs,
     ClearArgs,
@@ -30,11 +30,11 @@ from hivebrain.mcp.tools import (
     DevicesArgs,
     ForgetArgs,
     KnowledgeArgs,
-    MemoryTools,
     MoveArgs,
     RecallArgs,
     StoreArgs,
 )
+from hivebrain.mcp.tools import MemoryTools
 
 log = structlog.get_logger(__name__)
 
