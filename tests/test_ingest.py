@@ -13,16 +13,8 @@ import pytest
 from nodeproc import Cli, NodeProcess
 
 from hivebrain.app.brain import Brain
-from hivebrain.app.ingest import (
-    Candidate,
-    IngestOptions,
-    IngestSummary,
-    _Stamps,
-    document_id,
-    find_files,
-    ingest,
-    read_document,
-)
+from hivebrain.app.documents import Candidate, document_id, find_files, read_document
+from hivebrain.app.ingest import IngestOptions, IngestSummary, _Stamps, ingest
 from hivebrain.errors import ConfigError
 from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.node.node import Node

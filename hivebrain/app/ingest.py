@@ -1,32 +1,16 @@
 """Ingesting files into the brain's knowledge: documents and their chunks, as events.
 
-`find_files` walks the given paths; `Ingester.run` reads each file, skips it when the local
-projection already holds the same content, and otherwise publishes
-
-    knowledge.removed            only when an older version of the document is visible
-    knowledge.document_ingested  source, title, kind, content hash, size, chunk count
-    knowledge.chunk_added        one per chunk (entity = "<document id>:<index>")
-
-in that Lamport order, so the projection drops the old version's chunks (stamped below the
-removal) and keeps the new ones (stamped above it), whatever order the events arrive in.
-
-What is read, walking a directory (a file named on the command line is read whatever its name):
-files whose extension (or whole name, e.g. `Makefile`) is in `EXTENSIONS` / `NAMES`; not hidden
-files or anything under a hidden directory or one of `SKIP_DIRS`; not symbolic links; not files
-larger than `max_bytes`; not binaries (a NUL byte in the first 8 KiB). Text is decoded as UTF-8,
-undecodable bytes replaced. A document's id is derived from its resolved absolute path, so
-ingesting the same file again addresses the same document.
+Why and how: docs/design.md section 10, `hivebrain/app/ingest.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +18,18 @@ from hivebrain.app.brain import Brain
 from hivebrain.app.chunking import (
     DEFAULT_OVERLAP,
     DEFAULT_SIZE,
-    Kind,
     check_sizes,
     chunk_id,
     chunk_text,
 )
-from hivebrain.app.chunking import markdown_title as first_heading
+from hivebrain.app.documents import (
+    DEFAULT_MAX_BYTES,
+    Candidate,
+    Document,
+    Found,
+    find_files,
+    read_document,
+)
 from hivebrain.errors import ConfigError, ProjectionError
 from hivebrain.events import ClockStore, Payload
 from hivebrain.events.knowledge import ChunkAdded, DocumentIngested, KnowledgeRemoved
@@ -48,39 +38,6 @@ from hivebrain.projections.sqlite import connect, sqlite_errors
 from hivebrain.projections.store import SqliteClockStore
 from hivebrain.transport.event_writer import EventWriter
 from hivebrain.transport.publisher import Ack
-
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024
-BINARY_SNIFF_BYTES = 8192
-
-_MARKDOWN = (".md", ".markdown", ".mdx")
-_TEXT = (".txt", ".text", ".rst", ".adoc", ".asciidoc", ".org", ".tex")
-_CODE = (
-    # programming languages
-    *(".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".go", ".rs", ".c", ".h"),
-    *(".cc", ".cpp", ".cxx", ".hpp", ".hh", ".java", ".kt", ".kts", ".scala", ".rb", ".php"),
-    *(".cs", ".swift", ".m", ".lua", ".pl", ".r", ".jl", ".dart", ".ex", ".exs", ".erl"),
-    *(".hs", ".ml", ".clj", ".el", ".zig", ".nim", ".v", ".sql", ".proto", ".graphql"),
-    # shells, markup, styles
-    *(".sh", ".bash", ".zsh", ".fish", ".ps1", ".html", ".htm", ".css", ".scss", ".vue"),
-    *(".svelte",),
-    # configuration
-    *(".toml", ".yaml", ".yml", ".ini", ".cfg", ".conf", ".json", ".nix", ".tf", ".hcl"),
-)
-#: Extensions (lower case) read when walking a directory, and the kind of text they hold.
-EXTENSIONS: dict[str, Kind] = {
-    **dict.fromkeys(_MARKDOWN, "markdown"),
-    **dict.fromkeys(_TEXT, "text"),
-    **dict.fromkeys(_CODE, "code"),
-}
-#: Whole file names read when walking a directory.
-NAMES: dict[str, Kind] = {
-    **dict.fromkeys(("README", "LICENSE", "COPYING", "NOTICE", "AUTHORS", "TODO"), "text"),
-    **dict.fromkeys(("Makefile", "Dockerfile", "Containerfile", "Justfile", "Vagrantfile"), "code"),
-}
-#: Directories never entered (besides every hidden one).
-SKIP_DIRS = frozenset(
-    {".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages", "dist", "build"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,111 +54,6 @@ class IngestOptions:
             raise ConfigError(str(exc)) from None
         if self.max_bytes < 1:
             raise ConfigError("the size limit must be at least 1 byte")
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    path: Path  # resolved
-    kind: Kind
-
-
-@dataclass
-class Found:
-    """What a walk found: files to read, directories walked, files passed over by reason."""
-
-    files: list[Candidate] = field(default_factory=list)
-    roots: list[Path] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-
-
-def kind_of(path: Path) -> Kind | None:
-    return NAMES.get(path.name) or EXTENSIONS.get(path.suffix.lower())
-
-
-def find_files(paths: Iterable[Path | str]) -> Found:
-    """Walk `paths` (files and directories). A path that does not exist is a ConfigError,
-    raised before anything is read."""
-    targets = [Path(p) for p in paths]
-    for path in targets:
-        if not path.exists():
-            raise ConfigError(f"no such file or directory: {path}")
-    found = Found()
-    seen: set[Path] = set()
-
-    def add(path: Path, kind: Kind) -> None:
-        if path not in seen:
-            seen.add(path)
-            found.files.append(Candidate(path, kind))
-
-    for target in targets:
-        path = target.resolve()
-        if path.is_dir():
-            found.roots.append(path)
-            _walk(path, found, add)
-        elif path.is_file():
-            add(path, kind_of(path) or "text")
-        else:
-            found.skipped["not a regular file"] += 1
-    return found
-
-
-def _walk(root: Path, found: Found, add: Callable[[Path, Kind], None]) -> None:
-    for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
-        base = Path(directory)
-        for name in sorted(files):
-            path = base / name
-            kind = kind_of(path)
-            if name.startswith("."):
-                found.skipped["hidden"] += 1
-            elif kind is None:
-                found.skipped["extension"] += 1
-            elif path.is_symlink() or not path.is_file():
-                found.skipped["not a regular file"] += 1
-            else:
-                add(path, kind)
-
-
-def document_id(path: Path) -> str:
-    """The stable id of the document at `path`: sha256 of its resolved path, 32 hex digits."""
-    return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    id: str
-    path: Path
-    kind: Kind
-    title: str
-    content_hash: str  # sha256 of the bytes
-    size: int
-    text: str
-
-
-def read_document(candidate: Candidate, max_bytes: int) -> Document | str:
-    """The document, or why it is skipped ("too large", "binary", "unreadable")."""
-    path = candidate.path
-    try:
-        if path.stat().st_size > max_bytes:
-            return "too large"
-        data = path.read_bytes()
-    except OSError:
-        return "unreadable"
-    if len(data) > max_bytes:  # it grew since the stat
-        return "too large"
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return "binary"
-    text = data.decode("utf-8", errors="replace")
-    title = (first_heading(text) if candidate.kind == "markdown" else None) or path.name
-    return Document(
-        id=document_id(path),
-        path=path,
-        kind=candidate.kind,
-        title=title[:200],
-        content_hash=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        text=text,
-    )
 
 
 @dataclass(frozen=True, slots=True)

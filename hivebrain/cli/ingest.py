@@ -12,13 +12,8 @@ import click
 
 from hivebrain.app.chunking import DEFAULT_OVERLAP, DEFAULT_SIZE
 from hivebrain.app.connection import open_brain
-from hivebrain.app.ingest import (
-    DEFAULT_MAX_BYTES,
-    Ingester,
-    IngestOptions,
-    IngestSummary,
-    find_files,
-)
+from hivebrain.app.documents import DEFAULT_MAX_BYTES, find_files
+from hivebrain.app.ingest import Ingester, IngestOptions, IngestSummary
 from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 
