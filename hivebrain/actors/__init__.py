@@ -4,10 +4,12 @@ from hivebrain.transport.event_writer import Publish
 
 from .actor import Actor, ActorSetup, Clock, Context, ProjectionReader, SystemClock
 from .consolidator import ConsolidatorActor
+from .consumers import consumer_config, consumer_name
 from .embedder import EmbedderActor
 from .registry import ACTORS, actors_for, register
-from .runtime import ActorRuntime, Options, consumer_config, consumer_name
+from .runtime import ActorRuntime
 from .statsdb import ActorStats, read_stats
+from .supervisor import Options
 
 __all__ = [
     "ACTORS",
