@@ -22,7 +22,7 @@ from nats.js.errors import ServiceUnavailableError
 
 from hivebrain.errors import ConfigError
 from hivebrain.node.credentials import NodeCredentials, new_credentials
-from hivebrain.node.homelab import Homelab, HubAddress, NodeSpec
+from hivebrain.node.homelab import Homelab, HubAddress, NodeSpec, load_homelab
 from hivebrain.node.server_config import (
     join_inbox_prefix,
     join_subject,
@@ -290,6 +290,24 @@ def test_the_hub_advertises_its_leafnode_address_unless_told_not_to(tmp_path: Pa
     leafnodes = text.split("leafnodes {", 1)[1].split("}", 1)[0]
     assert "no_advertise: true" in leafnodes
     assert "listen:" in leafnodes
+
+
+def test_nodes_toml_turns_off_the_advertised_leafnode_address(tmp_path: Path) -> None:
+    path = tmp_path / "nodes.toml"
+    path.write_text(
+        '[hub]\nname = "hub"\nclient_url = "nats://127.0.0.1:4222"\n'
+        'leafnode_url = "nats-leaf://proxy.lan:7422"\nno_advertise = true\n\n'
+        '[[nodes]]\nname = "hub"\nrole = "hub"\ntier = "server"\n\n'
+        '[[nodes]]\nname = "pi-a"\nrole = "leaf"\ntier = "edge"\n'
+    )
+    lab = load_homelab(path)
+    assert lab.hub.no_advertise
+    creds = {n.name: new_credentials(n.name) for n in lab.nodes}
+    leafnodes = render_server_config(lab, "hub", creds, tmp_path).split("leafnodes {", 1)[1]
+    assert "no_advertise: true" in leafnodes.split("}", 1)[0]
+    path.write_text(path.read_text().replace("no_advertise = true", "no_advertise = 3"))
+    with pytest.raises(ConfigError, match="no_advertise"):
+        load_homelab(path)
 
 
 @in_module_loop

@@ -1,7 +1,7 @@
 """The homelab: `nodes.toml` loaded into frozen models.
 
     [hub]                         where leaves find the hub
-    name, client_url, leafnode_url
+    name, client_url, leafnode_url, no_advertise
 
     [[nodes]]                     one block per node (exactly one with role = "hub")
     name, role, tier, capabilities, specialization, location, actors, ollama_url, models,
@@ -64,6 +64,9 @@ class HubAddress(BaseModel):
     name: str
     client_url: str
     leafnode_url: str
+    #: The hub does not tell leaves its own leafnode URLs, so they only ever dial
+    #: `leafnode_url` (needed when that address is a proxy or a NAT in front of the hub).
+    no_advertise: bool = False
 
     _name = field_validator("name")(_check_name)
 

@@ -30,7 +30,7 @@ def plan(
     no_advertise: bool = False,
 ) -> tuple[Settings, NodeRole, RenderedServerConfig]:
     """The settings, role and nats-server config of node `name` (no I/O but reading secrets).
-    `no_advertise`: see `serverconf.render_server_config`."""
+    `no_advertise`: see `server_config.render_server_config`."""
     spec = homelab.node(name)
     secrets = load_many(creds_dir, needed_credentials(homelab, name))
     own = secrets[name]

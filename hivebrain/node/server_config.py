@@ -128,9 +128,9 @@ def render_server_config(
 ) -> str:
     """The config text. `host`/`port` override the node's listen address from nodes.toml;
     `http_port` turns on the monitoring endpoint (unauthenticated: tests and loopback only).
-    `no_advertise` (hub): do not tell leaves the hub's own leafnode URLs, so a leaf only ever
-    dials the `[hub] leafnode_url` it was given (needed when that address is a proxy or a
-    NAT in front of the hub)."""
+    `no_advertise` (hub; also `[hub] no_advertise = true` in nodes.toml): do not tell leaves
+    the hub's own leafnode URLs, so a leaf only ever dials the `[hub] leafnode_url` it was
+    given (needed when that address is a proxy or a NAT in front of the hub)."""
     spec = homelab.node(node)
     creds = _needed(homelab, spec, credentials)
     own = creds[spec.name]
@@ -156,7 +156,7 @@ def render_server_config(
     ]
     if is_hub:
         out += ["leafnodes {", f"  listen: {_q(_hostport(host, spec.leafnode_port))}"]
-        if no_advertise:
+        if no_advertise or homelab.hub.no_advertise:
             out.append("  no_advertise: true")
         out.append("}")
     else:
