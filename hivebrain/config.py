@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from hivebrain.embedding.config import EmbedderConfig
+from hivebrain.events.clock import MAX_CLOCK_JUMP
 from hivebrain.events.envelope import NODE_RE
 
 from .errors import ConfigError
@@ -48,6 +49,8 @@ class Settings(BaseModel):
     nats_binary: str | None = None
     json_output: bool = False
     embedder: EmbedderConfig | None = None  # what the node embeds with; None: keywords only
+    # A remote stamp further than this above the node's clock is dead-lettered.
+    max_clock_jump: int = Field(default=MAX_CLOCK_JUMP, ge=1)
 
     @property
     def db_path(self) -> Path:
@@ -132,6 +135,9 @@ def load_settings(
         except ValueError as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{base / 'node.json'}: bad embedder entry ({first})") from None
+    jump = env.get("HIVEBRAIN_MAX_CLOCK_JUMP", "").replace("_", "")
+    if jump and not (jump.isdigit() and int(jump) >= 1):
+        raise ConfigError(f"HIVEBRAIN_MAX_CLOCK_JUMP must be a positive integer, got {jump!r}")
     return Settings(
         data_dir=base,
         node=name,
@@ -141,4 +147,5 @@ def load_settings(
         nats_binary=nats_binary or env.get("HIVEBRAIN_NATS_SERVER"),
         json_output=json_output,
         embedder=embedder,
+        max_clock_jump=int(jump) if jump else MAX_CLOCK_JUMP,
     )

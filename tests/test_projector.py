@@ -331,7 +331,7 @@ async def test_the_writer_process_starts_without_the_main_module(
     main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", main)
     store = ProjectionStore(tmp_path / "p.db")
-    writer = ProcessWriter(store.path, store.strategy)
+    writer = ProcessWriter(store.path, store.strategy, store.max_clock_jump)
     try:
         assert await writer.position(HIVE_STREAM) == 0
     finally:

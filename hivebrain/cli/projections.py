@@ -13,7 +13,7 @@ from hivebrain.cli.support import emit, pass_settings, run
 from hivebrain.config import Settings
 from hivebrain.events.subjects import EVENTS_STREAM, HIVE_STREAM
 from hivebrain.node.lock import NodeLock
-from hivebrain.node.projector import Projector
+from hivebrain.node.rebuild import rebuild as rebuild_projection
 from hivebrain.projections.store import ProjectionStore
 
 
@@ -46,32 +46,17 @@ def rebuild(settings: Settings) -> None:
         lock.acquire()
         try:
             async with reach_nats(settings, holding_lock=True) as bus:
-                store = ProjectionStore(settings.db_path)
+                store = ProjectionStore(settings.db_path, max_clock_jump=settings.max_clock_jump)
                 try:
-                    store.reset()
                     total = sum([await bus.last_seq(s) for s in (EVENTS_STREAM, HIVE_STREAM)])
                     started = time.perf_counter()
-                    projector = Projector(
-                        bus,
-                        store,
-                        node=settings.node,
-                        batch_size=5000,
-                        high_water=50_000,
-                        separate_process=True,
-                    )
-                    try:
-                        with click.progressbar(
-                            length=total, label="replaying", file=sys.stderr
-                        ) as bar:
+                    with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
 
-                            def advance(n: int) -> None:
-                                bar.update(n)
+                        def advance(n: int) -> None:
+                            bar.update(n)
 
-                            await projector.replay(advance)
-                    finally:
-                        await projector.stop()  # ends the writer process before the lock goes
+                        totals = await rebuild_projection(bus, store, settings.node, advance)
                     seconds = time.perf_counter() - started
-                    totals = projector.totals
                     return {
                         "messages": totals.applied + totals.duplicates + totals.dead,
                         "stream_total": total,

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+#: How far above a node's clock a remote stamp may be before it is refused (dead-lettered): far
+#: more events than a node writes while apart from the others, and far less than the 2**53 a
+#: stamp may reach, so one bad or hostile stamp cannot push a clock to its end.
+MAX_CLOCK_JUMP = 10**9
+
 
 class ClockStore(Protocol):
     def reserve(self, above: int, count: int) -> int:

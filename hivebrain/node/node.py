@@ -20,6 +20,7 @@ from hivebrain.node.devices import DeviceProfile, DeviceServices
 from hivebrain.node.link import JoinService, LinkWatcher
 from hivebrain.node.lock import NodeLock
 from hivebrain.node.projector import Projector
+from hivebrain.node.rebuild import recover_clock
 from hivebrain.node.server_config import join_inbox_prefix
 from hivebrain.projections.store import ProjectionStore, SqliteClockStore
 from hivebrain.transport.bus import Bus, connect
@@ -104,13 +105,15 @@ class Node:
                 inbox_prefix=join_inbox_prefix(settings.node),  # the hub's replies reach us
             )
             await self._ensure_streams()
-            self.store = ProjectionStore(settings.db_path)
+            self.store = ProjectionStore(settings.db_path, max_clock_jump=settings.max_clock_jump)
+            await recover_clock(self.bus, self.store, settings.node)
             self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
             clock = self.clock
             self.projector = Projector(
                 # the batch's transaction already raised the stored clock: memory only here
                 self.bus,
                 self.store,
+                node=settings.node,
                 on_batch=lambda r: clock.witness(r.max_lamport),
             )
             await self.projector.start()

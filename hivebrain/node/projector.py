@@ -55,7 +55,9 @@ class Projector:
         # is kept busy through a replay; one for a running node, whose batches are small.
         self._depth = 2 if separate_process else 1
         self._writer: StoreWriter = (
-            ProcessWriter(store.path, store.strategy) if separate_process else ThreadWriter(store)
+            ProcessWriter(store.path, store.strategy, store.max_clock_jump)
+            if separate_process
+            else ThreadWriter(store)
         )
         self._halted: ProjectionError | None = None  # why nothing more can be applied
         self._buffer: list[Delivery] = []
@@ -208,24 +210,29 @@ class Projector:
         finally:
             await sub.unsubscribe()
 
-    def _note_source(self, msg: RawMessage) -> None:
+    def _note_source(self, msg: RawMessage) -> int | None:
+        """The EVENTS sequence of an own event read from HIVE, if its header says it."""
         # "EVENTS 1234 > > hive.n1.memory.m1 ...": the source stream and its sequence.
         header = msg.headers.get("Nats-Stream-Source", "")
         parts = header.split(" ", 2)
         if len(parts) >= 2 and parts[1].isdigit():
-            self.own_sourced = max(self.own_sourced, int(parts[1]))
+            seq = int(parts[1])
+            self.own_sourced = max(self.own_sourced, seq)
+            return seq
+        return None
 
     async def _on_message(self, msg: RawMessage) -> None:
         if self._halted is not None:
             return  # nothing more is applied; read again from the stream on the next start
+        origin = None
         if (
             self._own_prefix
             and msg.stream == HIVE_STREAM
             and msg.subject.startswith(self._own_prefix)
         ):
-            self._note_source(msg)
+            origin = self._note_source(msg)
         self._buffer.append(
-            Delivery(msg.stream, msg.seq, msg.data, msg.headers.get(H_MSG_ID), msg.subject)
+            Delivery(msg.stream, msg.seq, msg.data, msg.headers.get(H_MSG_ID), msg.subject, origin)
         )
         self._wake.set()
         if len(self._buffer) >= self._high_water and not self._closing:

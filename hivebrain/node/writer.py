@@ -111,12 +111,12 @@ class ThreadWriter(StoreWriter):
 _STORE: ProjectionStore | None = None
 
 
-def _open(path: str, strategy: Strategy) -> None:
+def _open(path: str, strategy: Strategy, max_clock_jump: int) -> None:
     global _STORE
     # Ctrl-C reaches the whole process group: the parent stops the replay and closes this
     # process, which must not die half-way through a batch with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _STORE = ProjectionStore(path, strategy=strategy)
+    _STORE = ProjectionStore(path, strategy=strategy, max_clock_jump=max_clock_jump)
     # A batch makes ~100,000 short-lived objects (events, rows) that reference counting frees;
     # the cyclic collector would walk them dozens of times per batch (a fifth of the process's
     # time). It runs once after each call instead; what exists now (modules, the store) is
@@ -166,14 +166,14 @@ class ProcessWriter(StoreWriter):
     #: How long `close` waits for the child to close its store before ending it.
     CLOSE_TIMEOUT_S = 30.0
 
-    def __init__(self, path: Path, strategy: Strategy) -> None:
+    def __init__(self, path: Path, strategy: Strategy, max_clock_jump: int) -> None:
         if str(path) == ":memory:":
             raise ValueError("a writer process cannot share an in-memory database")
         self._executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_open,
-            initargs=(str(path), strategy),
+            initargs=(str(path), strategy, max_clock_jump),
         )
         # Start the process now, while the main module is hidden. It is the pool's only one:
         # with one worker and no `max_tasks_per_child`, the pool never starts another.

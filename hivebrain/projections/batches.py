@@ -18,9 +18,11 @@ import structlog
 
 from hivebrain.errors import InvalidEvent, OutOfTurn, ProjectionError, UnknownEventType
 from hivebrain.events import Event, Payload, decode
+from hivebrain.events.clock import MAX_CLOCK_JUMP
+from hivebrain.events.subjects import EVENTS_STREAM
 from hivebrain.events.subjects import subject as subject_of
 
-from .clock_store import OBSERVE_SQL
+from .clock_store import OBSERVE_SQL, read_high
 from .devices import DEVICES
 from .knowledge import KNOWLEDGE
 from .memories import MEMORIES
@@ -68,6 +70,13 @@ class Delivery(NamedTuple):
     data: bytes  # msgpack body
     msg_id: str | None = None  # the Nats-Msg-Id header (== event_id) if present
     subject: str | None = None  # the subject the server stored it under (checked below)
+    # For an own event read from HIVE: its sequence in this node's EVENTS (the HIVE copy of a
+    # message is dead-lettered under the EVENTS original, so a message is dead-lettered once).
+    origin: int | None = None
+
+    def letter_key(self) -> tuple[str, int]:
+        """Where a dead letter of this delivery is filed: its original stream and sequence."""
+        return (EVENTS_STREAM, self.origin) if self.origin is not None else (self.stream, self.seq)
 
 
 @dataclass
@@ -90,11 +99,18 @@ class DeadLetter:
 
 class BatchApplier:
     """Applies events and stream deliveries to the projection tables of one open (migrated)
-    connection, and reads back the stream positions and dead letters it recorded."""
+    connection, and reads back the stream positions and dead letters it recorded.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    `max_clock_jump`: a delivered event stamped more than this above the node's clock is
+    dead-lettered, so that one bad or hostile stamp can never push the clock to its end (the
+    clock rises with every applied event, and a node could write nothing more)."""
+
+    def __init__(self, conn: sqlite3.Connection, max_clock_jump: int = MAX_CLOCK_JUMP) -> None:
+        if max_clock_jump < 1:
+            raise ValueError("max_clock_jump must be >= 1")
         self._conn = conn
         self._finish = True
+        self.max_clock_jump = max_clock_jump
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -184,6 +200,7 @@ class BatchApplier:
             events: list[Event] = []
             origin: dict[str, Delivery] = {}
             dead: list[tuple[str, int, str, str | None, bytes, float]] = []
+            high = read_high(conn)
             for d in todo:
                 if d.seq > seen.get(d.stream, 0):
                     seen[d.stream] = d.seq
@@ -194,9 +211,11 @@ class BatchApplier:
                     event = decode(d.data)
                     if d.subject is not None:
                         check_author(event, d.subject)
+                    self._check_stamp(event, high)
                 except (InvalidEvent, UnknownEventType) as exc:
-                    dead.append((d.stream, d.seq, str(exc), d.msg_id, d.data, time.time()))
+                    dead.append((*d.letter_key(), str(exc), d.msg_id, d.data, time.time()))
                     continue
+                high = max(high, event.lamport)
                 events.append(event)
                 origin[event.event_id] = d
                 if d.msg_id is not None and d.msg_id == event.event_id:
@@ -204,14 +223,15 @@ class BatchApplier:
             for event, error in self._apply_or_isolate(conn, events, result, fresh_ids):
                 d = origin[event.event_id]
                 reason = f"cannot apply {event.type}: {type(error).__name__}: {error}"
-                dead.append((d.stream, d.seq, reason, d.msg_id, d.data, time.time()))
+                dead.append((*d.letter_key(), reason, d.msg_id, d.data, time.time()))
             if dead:
-                conn.executemany(
+                # A message filed before (the same event read through EVENTS and HIVE) counts
+                # once: rowcount is the number of letters new here.
+                result.dead = conn.executemany(
                     "INSERT OR IGNORE INTO dead_letters (stream, seq, reason, msg_id, data, at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     dead,
-                )
-                result.dead = len(dead)
+                ).rowcount
             changed = [(s, q) for s, q in seen.items() if q != positions.get(s)]
             if changed:
                 conn.executemany(
@@ -220,6 +240,13 @@ class BatchApplier:
                     changed,
                 )
         return result
+
+    def _check_stamp(self, event: Event, high: int) -> None:
+        if event.lamport > high + self.max_clock_jump:
+            raise InvalidEvent(
+                f"lamport {event.lamport} is more than {self.max_clock_jump} above this "
+                f"node's clock ({high}): refused, it would push the clock towards its end"
+            )
 
     def advance(self, stream: str, seq: int) -> None:
         """Record that everything of `stream` up to `seq` is reflected (its events having

@@ -26,6 +26,33 @@ def read_high(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def clock_after_jump(conn: sqlite3.Connection, gap: int) -> int | None:
+    """Where the applied stamps, walked up from 0, first rise by more than `gap` (or the clock
+    stands more than `gap` above all of them): the highest stamp below that rise. None when
+    there is none, the usual case."""
+    (first,) = conn.execute(
+        "SELECT min(lamport) FROM (SELECT lamport, "
+        "lamport - lag(lamport, 1, 0) OVER (ORDER BY lamport) AS rise FROM applied) "
+        "WHERE rise > ?",
+        (gap,),
+    ).fetchone()
+    if first is None:
+        (top,) = conn.execute("SELECT coalesce(max(lamport), 0) FROM applied").fetchone()
+        return int(top) if read_high(conn) > top + gap else None
+    (below,) = conn.execute(
+        "SELECT coalesce(max(lamport), 0) FROM applied WHERE lamport < ?", (first,)
+    ).fetchone()
+    return int(below)
+
+
+def lower_clock(conn: sqlite3.Connection, value: int) -> None:
+    """Set the stored high-water mark to `value`, even below what it is (mending only)."""
+    try:
+        conn.execute("UPDATE clock SET high = ? WHERE id = 1", (value,))
+    except sqlite_errors() as exc:
+        raise ProjectionError(f"cannot store clock value: {exc}") from None
+
+
 class SqliteClockStore:
     def __init__(self, path: Path | str) -> None:
         self._conn = connect(path)

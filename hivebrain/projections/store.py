@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hivebrain.errors import ProjectionError
+from hivebrain.events.clock import MAX_CLOCK_JUMP
 
 from . import device_queries, knowledge_queries, memory_queries
 from .batches import BatchApplier, BatchResult, DeadLetter, Delivery
@@ -48,6 +49,7 @@ class ProjectionStore(BatchApplier):
         *,
         strategy: Strategy = "lww",
         vector_threshold: int = DEFAULT_THRESHOLD,
+        max_clock_jump: int = MAX_CLOCK_JUMP,
     ) -> None:
         self.path = Path(path)
         self.strategy: Strategy = strategy
@@ -57,7 +59,7 @@ class ProjectionStore(BatchApplier):
         except sqlite_errors() as exc:
             conn.close()
             raise ProjectionError(f"cannot prepare projection database {path}: {exc}") from None
-        super().__init__(conn)
+        super().__init__(conn, max_clock_jump)
         db = None if str(path) == ":memory:" else self.path
         self.vectors = VectorSearch(self._conn, db, threshold=vector_threshold)
 
