@@ -31,6 +31,11 @@ def clock(node: Node) -> int:
     return read_high(node.store.connection)
 
 
+def count(node: Node) -> int:
+    assert node.store is not None
+    return int(node.store.stats()["memories"])  # type: ignore[arg-type]
+
+
 def poisoned_letters(node: Node, event: Event) -> list[str]:
     assert node.store is not None
     wire = msgpack.packb(to_wire(event))
@@ -68,8 +73,7 @@ async def test_a_hostile_stamp_published_on_a_leaf_stops_no_node(tmp_path: Path)
         # Both keep writing, and each sees the other's writes.
         await Writer(leaf).write(memories("after-leaf", 2))
         await Writer(hub).write(memories("after-hub", 2))
-        for node in (leaf, hub):
-            await wait_until(lambda n=node: n.store.stats()["memories"] == 7, 20)  # type: ignore[union-attr]
+        await wait_until(lambda: count(leaf) == count(hub) == 7, 20)
     finally:
         await hive.stop()
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from nats.js.errors import NotFoundError
 from nodeproc import HIVEBRAIN, Cli, NodeProcess
 
 from hivebrain.events import decode
@@ -31,6 +32,7 @@ TOOLS = {
     "memory_clear",
     "memory_move",
     "memory_forget",
+    "memory_erase",
     "knowledge_search",
     "devices_list",
     "tool_cache",
@@ -147,6 +149,14 @@ async def test_store_recall_move_forget(cli: Cli, node: NodeProcess) -> None:
         assert await recall_ids(session, "greenhouse pump") == []
         message = await error(session, "memory_forget", id=memory)
         assert message == f"memory_forget: no memory {memory!r} on this node"
+
+        unconfirmed = await error(session, "memory_erase", id=other["id"])
+        assert "needs confirm=true" in unconfirmed
+        erased = await ok(session, "memory_erase", id=other["id"], confirm=True)
+        assert erased["erased"] is True and erased["type"] == "memory.erased"
+        assert await recall_ids(session, "coder notes", agent="*") == []
+        message = await error(session, "memory_erase", id=other["id"], confirm=True)
+        assert "already erased" in message
 
 
 async def test_a_stored_memory_records_the_uuid_of_a_named_agent(
@@ -301,7 +311,10 @@ async def test_interactions_are_logged_without_secrets(cli: Cli, node: NodeProce
         raw: list[bytes] = []
         last = await bus.last_seq(EVENTS_STREAM)
         for seq in range(1, last + 1):
-            msg = await bus.js.get_msg(EVENTS_STREAM, seq)
+            try:
+                msg = await bus.js.get_msg(EVENTS_STREAM, seq)
+            except NotFoundError:  # deleted by the erase in an earlier test
+                continue
             raw.append(msg.data or b"")
     finally:
         await bus.close()

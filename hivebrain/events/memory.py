@@ -115,6 +115,29 @@ class MemoryDecayed(Payload):
     amount: float = Field(default=1.0, gt=0.0, le=1000.0)
 
 
+@event_type
+class MemoryErased(Payload):
+    """Erase a memory everywhere: every node deletes its events from its streams and its rows
+    from its projection, and confirms with `memory.erase_confirmed`. It carries no text: only
+    the memory's id (the entity), the sha256 of the text it had, and the ids of the
+    interactions that held the text (erased with it)."""
+
+    TYPE = "memory.erased"
+
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    interactions: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_:-]{1,128}$")], ...] = ()
+
+
+@event_type
+class MemoryEraseConfirmed(Payload):
+    """A node's receipt: it deleted the erased memory's messages from its EVENTS and HIVE
+    (`messages` of them) and its rows; the author of this event is the confirming node."""
+
+    TYPE = "memory.erase_confirmed"
+
+    messages: int = Field(default=0, ge=0)
+
+
 MemoryEdited.model_rebuild()
 
 

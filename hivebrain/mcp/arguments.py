@@ -129,6 +129,14 @@ class ForgetArgs(Arguments):
     reason: str = Field("", max_length=500, description="Why (kept in the event).")
 
 
+class EraseArgs(Arguments):
+    id: MemoryId
+    confirm: bool = Field(
+        False,
+        description="Must be true: the memory's text is deleted on every node, not undoable.",
+    )
+
+
 class KnowledgeArgs(Arguments):
     query: str = Field(min_length=1, max_length=2000, description="What to look for, in words.")
     limit: int = Field(10, ge=1, le=100, description="At most this many chunks.")

@@ -28,6 +28,7 @@ from hivebrain.mcp.arguments import (
     ClearArgs,
     ContextArgs,
     DevicesArgs,
+    EraseArgs,
     ForgetArgs,
     KnowledgeArgs,
     MoveArgs,
@@ -122,6 +123,14 @@ TOOLS: dict[str, ToolSpec] = {
             "Forget a memory: recall no longer returns it (the history stays in the log).",
             ForgetArgs,
             MemoryTools.memory_forget,
+            destructive=True,
+        ),
+        ToolSpec(
+            "memory_erase",
+            "Erase a memory everywhere: every node deletes its text, history and vectors, and "
+            "confirms. Needs confirm=true; unlike memory_forget it cannot be undone.",
+            EraseArgs,
+            MemoryTools.memory_erase,
             destructive=True,
         ),
         ToolSpec(

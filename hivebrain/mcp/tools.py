@@ -20,6 +20,7 @@ import structlog
 from hivebrain.app.agents import resolve_plain
 from hivebrain.app.brain import Brain, Written
 from hivebrain.app.context import SessionContext, ToolCache
+from hivebrain.app.erase import erase
 from hivebrain.app.interactions import Interaction, InteractionLog, summarize_hits
 from hivebrain.config import Settings
 from hivebrain.embedding import query_vector
@@ -31,6 +32,7 @@ from hivebrain.mcp.arguments import (
     ClearArgs,
     ContextArgs,
     DevicesArgs,
+    EraseArgs,
     ForgetArgs,
     KnowledgeArgs,
     MoveArgs,
@@ -258,6 +260,13 @@ class MemoryTools:
         self._live_memory(args.id)
         written = await self._publish(MemoryForgotten(reason=args.reason), args.id)
         return {**written.as_dict(), "forgotten": True}
+
+    async def memory_erase(self, args: EraseArgs) -> dict[str, Any]:
+        if not args.confirm:
+            raise ConfigError("memory_erase needs confirm=true: erasing cannot be undone")
+        await self.caught_up()
+        written = await erase(self.brain, args.id)
+        return {**written.as_dict(), "erased": True}
 
     async def knowledge_search(self, args: KnowledgeArgs) -> dict[str, Any]:
         started = time.perf_counter()

@@ -17,12 +17,13 @@ from hivebrain.config import Settings, redact, write_runtime
 from hivebrain.errors import ConfigError, HivebrainError
 from hivebrain.events import LamportClock
 from hivebrain.node.devices import DeviceProfile, DeviceServices
+from hivebrain.node.eraser import Eraser
 from hivebrain.node.link import JoinService, LinkWatcher
 from hivebrain.node.lock import NodeLock
 from hivebrain.node.projector import Projector
 from hivebrain.node.rebuild import recover_clock
 from hivebrain.node.server_config import join_inbox_prefix
-from hivebrain.projections.store import ProjectionStore, SqliteClockStore
+from hivebrain.projections.store import BatchResult, ProjectionStore, SqliteClockStore
 from hivebrain.transport.bus import Bus, connect
 from hivebrain.transport.server import NatsServer, RenderedServerConfig, ServerConfig
 
@@ -81,6 +82,7 @@ class Node:
         self.store: ProjectionStore | None = None
         self.projector: Projector | None = None
         self.clock: LamportClock | None = None
+        self.eraser: Eraser | None = None
         self.join: JoinService | None = None
         self.link: LinkWatcher | None = None
         self._actors = tuple(actors)
@@ -108,14 +110,13 @@ class Node:
             self.store = ProjectionStore(settings.db_path, max_clock_jump=settings.max_clock_jump)
             await recover_clock(self.bus, self.store, settings.node)
             self.clock = LamportClock(SqliteClockStore(settings.db_path), block=1000)
-            clock = self.clock
             self.projector = Projector(
-                # the batch's transaction already raised the stored clock: memory only here
-                self.bus,
-                self.store,
-                node=settings.node,
-                on_batch=lambda r: clock.witness(r.max_lamport),
+                self.bus, self.store, node=settings.node, on_batch=self._on_batch
             )
+            self.eraser = Eraser(
+                settings.node, self.bus, self.clock, str(settings.db_path), self.projector
+            )
+            await self.eraser.start()
             await self.projector.start()
             if self._profile is not None:
                 self.devices = DeviceServices(
@@ -146,6 +147,13 @@ class Node:
             await self.stop()
             raise
         log.info("node.started", node=settings.node, role=role.kind, nats=redact(url))
+
+    def _on_batch(self, result: BatchResult) -> None:
+        assert self.clock is not None
+        # the batch's transaction already raised the stored clock: memory only here
+        self.clock.witness(result.max_lamport)
+        if result.erasing and self.eraser is not None:
+            self.eraser.notify(result.erasing)
 
     def online(self) -> bool:
         """Whether this node reaches its hub now (a hub, or a leaf without hellos: always)."""
@@ -198,6 +206,9 @@ class Node:
         if self.join is not None:
             await self.join.stop()
             self.join = None
+        if self.eraser is not None:
+            await self.eraser.stop()
+            self.eraser = None
         if self.projector is not None:
             await self.projector.stop()
             self.projector = None

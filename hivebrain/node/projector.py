@@ -1,12 +1,10 @@
 """Feeds a node's streams into its SQLite projection.
 
 Messages from `EVENTS` (own writes, visible at once, also offline) and `HIVE` (everyone's) are
-buffered and applied in batches by one writer (a thread, or a process of its own for replays:
-see `projection_writer`; a writer process holds two batches at once, so that it never waits
-for this process between them); each batch commits its rows and the streams' positions in one
-transaction (`ProjectionStore.apply_batch`), so a crash at any point resumes exactly where the
-last commit stopped. Duplicates (an own event arriving again through HIVE) are dropped by
-event id.
+applied in batches by one writer (`writer.py`: a thread, or for replays a process that holds
+two batches at once); each batch commits its rows and the streams' positions in one transaction
+(`ProjectionStore.apply_batch`), so a crash resumes exactly where the last commit stopped.
+Duplicates (an own event arriving again through HIVE) are dropped by event id.
 """
 
 from __future__ import annotations
@@ -118,6 +116,10 @@ class Projector:
             return False
         return True
 
+    async def scrub_erased(self, event_ids: list[str]) -> None:
+        """`ProjectionStore.scrub_erased`, through the writer, in order with the batches."""
+        await self._writer.scrub_erased(event_ids)
+
     async def catch_up(self, progress: Progress | None = None) -> dict[str, int]:
         """Apply every message stored in the streams when called, then return the targets.
         For rebuilds and tools; `start` must have been called. `progress` receives increments
@@ -146,10 +148,9 @@ class Projector:
         part of EVENTS that HIVE has not sourced yet, so each event is read once. `progress`
         receives increments adding up to the two streams' last sequences.
 
-        Batches leave the keyword index to one pass at the end, and the WAL to one checkpoint
-        (`ProjectionStore.begin_replay`, `end_replay`): memories are searchable by keyword once
-        `replay` returns. Should a replay stop half-way, the rows it committed are indexed by
-        the next `start` or `replay`."""
+        Batches leave the keyword index and the WAL checkpoint to one pass at the end
+        (`ProjectionStore.begin_replay`, `end_replay`); rows committed by a replay that stopped
+        half-way are indexed by the next `start` or `replay`."""
         self._finish_batches = False
         # A writer process takes a while to start: the first messages are read meanwhile (the
         # writer runs calls in order, so `begin_replay` still comes before every batch).

@@ -64,6 +64,9 @@ class StoreWriter(ABC):
     async def end_replay(self) -> None:
         await self._call(ProjectionStore.end_replay)
 
+    async def scrub_erased(self, event_ids: Sequence[str]) -> None:
+        await self._call(ProjectionStore.scrub_erased, event_ids)
+
     @abstractmethod
     async def _call(
         self, fn: Callable[Concatenate[ProjectionStore, P], R], *args: P.args, **kwargs: P.kwargs

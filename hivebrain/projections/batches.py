@@ -24,6 +24,7 @@ from hivebrain.events.subjects import subject as subject_of
 
 from .clock_store import OBSERVE_SQL, read_high
 from .devices import DEVICES
+from .erasures import ERASURES, split_erased
 from .knowledge import KNOWLEDGE
 from .memories import MEMORIES
 from .misc import AGENTS, EMBEDDINGS, INTERACTIONS, TASKS
@@ -45,6 +46,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     EMBEDDINGS,
     INTERACTIONS,
     TASKS,
+    ERASURES,
 )
 HANDLERS: dict[type[Payload], Apply] = {
     cls: apply for projection in PROJECTIONS for cls, apply in projection.handlers.items()
@@ -85,6 +87,9 @@ class BatchResult:
     duplicates: int = 0
     dead: int = 0
     max_lamport: int = 0
+    # Memories erased by this batch, or whose late copies it dropped: their messages are to be
+    # deleted from this node's streams (`hivebrain/node/eraser.py`).
+    erasing: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +304,9 @@ class BatchApplier:
             total.applied += one.applied
             total.duplicates += one.duplicates
             total.max_lamport = max(total.max_lamport, one.max_lamport)
+            total.erasing |= one.erasing
         result.applied, result.duplicates = total.applied, total.duplicates
-        result.max_lamport = total.max_lamport
+        result.max_lamport, result.erasing = total.max_lamport, total.erasing
         return failed
 
     @staticmethod
@@ -325,9 +331,16 @@ class BatchApplier:
             unique.setdefault(e.event_id, e)
         known = self._applied_ids(conn, [key for key in unique if key not in fresh])
         new = [e for key, e in unique.items() if key not in known]
-        result.applied = len(new)
         result.duplicates += len(events) - len(new)
-        result.max_lamport = max(e.lamport for e in events)
+        new, dropped = split_erased(conn, new)
+        if dropped:
+            log.info("projection.erased_copies_dropped", count=len(dropped))
+        result.erasing = result.erasing | frozenset(dropped.values())
+        result.erasing |= {e.entity for e in new if e.type == "memory.erased"}
+        result.applied = len(new)
+        if not new:
+            return
+        result.max_lamport = max(e.lamport for e in new)
         conn.executemany(
             "INSERT INTO applied (event_id, type, node, lamport) VALUES (?, ?, ?, ?)",
             [(e.event_id, e.payload.TYPE, e.node, e.lamport) for e in new],

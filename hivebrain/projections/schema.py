@@ -12,7 +12,7 @@ from hivebrain.errors import ProjectionError
 
 from .fts import TOKENIZER
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 
 def _stamp(prefix: str) -> str:
@@ -105,6 +105,37 @@ _MEMORY_WATCH = "text, deleted, stored_event"
 #: Memories up to `fts_progress.high` are indexed; newer ones are indexed after the batch.
 MEMORY_INDEXED = "old.mid <= (SELECT high FROM fts_progress WHERE name = 'memories')"
 
+#: Erasure (`erasures.py`): what is erased, and which nodes confirmed it.
+ERASURE_DDL = [
+    "CREATE TABLE IF NOT EXISTS erasures (memory TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
+    "interactions TEXT NOT NULL, lamport INTEGER NOT NULL, node TEXT NOT NULL, "
+    "event_id TEXT NOT NULL, ts REAL)",
+    "CREATE TABLE IF NOT EXISTS erased_entities (entity TEXT PRIMARY KEY, memory TEXT NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS erase_receipts (memory TEXT NOT NULL, node TEXT NOT NULL, "
+    "messages INTEGER NOT NULL, lamport INTEGER NOT NULL, event_id TEXT NOT NULL, ts REAL, "
+    "PRIMARY KEY (memory, node)) WITHOUT ROWID",
+]
+ERASURE_TABLES = ("erasures", "erased_entities", "erase_receipts")
+ERASURE_DIGEST = (
+    ("erasures", "SELECT * FROM erasures ORDER BY memory"),
+    ("erased_entities", "SELECT * FROM erased_entities ORDER BY entity"),
+    ("erase_receipts", "SELECT * FROM erase_receipts ORDER BY memory, node"),
+)
+
+#: Conflict resolution (`memories.py`): the versions an edit's `merges` supersede, and the
+#: hive's settings (`settings.py`). A version's merges go with it when it is deleted (erasure).
+CONFLICT_DDL = [
+    "CREATE TABLE IF NOT EXISTS memory_merges (mid INTEGER NOT NULL, event_id TEXT NOT NULL, "
+    "merged_lamport INTEGER NOT NULL, merged_node TEXT NOT NULL, merged_event TEXT NOT NULL, "
+    "PRIMARY KEY (mid, event_id, merged_event)) WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS memory_merges_gone AFTER DELETE ON memory_versions BEGIN "
+    "DELETE FROM memory_merges WHERE mid = old.mid AND event_id = old.event_id; END",
+    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+    "lamport INTEGER NOT NULL, node TEXT NOT NULL, event_id TEXT NOT NULL) WITHOUT ROWID",
+]
+CONFLICT_TABLES = ("memory_merges", "settings")
+
 PROJECTION_DDL = [
     "CREATE TABLE positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE TABLE applied (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, node TEXT NOT NULL, "
@@ -179,6 +210,8 @@ PROJECTION_DDL = [
     f"min_tier TEXT, requested_by TEXT, {_stamp('requested')}, assignee TEXT, "
     f"assign_reason TEXT, {_stamp('assigned')}, result TEXT, {_stamp('completed')}, "
     f"status TEXT, {_stamp('status')})",
+    *ERASURE_DDL,
+    *CONFLICT_DDL,
 ]
 
 #: Every projection table (virtual tables included); dropping a table drops its triggers.
@@ -205,6 +238,8 @@ PROJECTION_TABLES = (
     "embedding_changes",
     "interactions",
     "tasks",
+    *ERASURE_TABLES,
+    *CONFLICT_TABLES,
 )
 
 _MEMORY_ID = "(SELECT m.id FROM memories m WHERE m.mid = t.mid) AS memory"
@@ -233,6 +268,13 @@ DIGEST_QUERIES: tuple[tuple[str, str], ...] = (
     ("embeddings", "SELECT * FROM embeddings ORDER BY entity, model"),
     ("interactions", "SELECT * FROM interactions ORDER BY event_id"),
     ("tasks", "SELECT * FROM tasks ORDER BY id"),
+    *ERASURE_DIGEST,
+    (
+        "memory_merges",
+        f"SELECT {_MEMORY_ID}, event_id, merged_lamport, merged_node, merged_event "
+        "FROM memory_merges t ORDER BY 1, 2, 5",
+    ),
+    ("settings", "SELECT * FROM settings ORDER BY key"),
 )
 #: Columns left out of the digest: local row numbers.
 LOCAL_COLUMNS = {"memories": ("mid",)}
@@ -281,12 +323,27 @@ def _v4(conn: sqlite3.Connection) -> None:
     conn.execute(AGENTS_BY_NAME_DDL)
 
 
+def _v5(conn: sqlite3.Connection) -> None:
+    """Erasure's tables (already there when v1 just created every table)."""
+    for statement in ERASURE_DDL:
+        conn.execute(statement)
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    """Conflict resolution's merges and the hive's settings (already there when v1 just
+    created every table)."""
+    for statement in CONFLICT_DDL:
+        conn.execute(statement)
+
+
 #: schema version -> the step that brings a database from the version below up to it.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: _v5,
+    6: _v6,
 }
 
 

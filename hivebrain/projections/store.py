@@ -5,6 +5,7 @@ Why: docs/projections.md.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from hivebrain.errors import ProjectionError
 from hivebrain.events.clock import MAX_CLOCK_JUMP
 
-from . import device_queries, knowledge_queries, memory_queries
+from . import device_queries, erasure_queries, knowledge_queries, memory_queries
 from .batches import BatchApplier, BatchResult, DeadLetter, Delivery
 from .clock_store import SqliteClockStore, read_high
 from .digest import digest
@@ -70,6 +71,36 @@ class ProjectionStore(BatchApplier):
             drop_projection_tables(conn)
             create_projection_tables(conn)
         self.vectors.invalidate()
+
+    def scrub_erased(self, event_ids: Sequence[str]) -> None:
+        """After an erase whose messages were deleted from the streams: forget those events'
+        ids and dead letters, merge the keyword indexes (dropping the erased memories'
+        terms), drop the vector index files, and checkpoint the WAL into the database file
+        and truncate it; with secure_delete on, so the freed bytes are zeroed."""
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self._transaction() as conn:
+                ids = json.dumps(list(event_ids))
+                for table, column in (("applied", "event_id"), ("dead_letters", "msg_id")):
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                        (ids,),
+                    )
+                for fts in ("memories_fts", "memories_forgotten_fts"):
+                    conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
+            self.vectors.invalidate()
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite_errors() as exc:
+                raise ProjectionError(f"projection checkpoint failed: {exc}") from None
+        finally:
+            self._conn.execute("PRAGMA secure_delete = OFF")
+
+    def erasure(self, memory: str) -> erasure_queries.Erasure | None:
+        return erasure_queries.erasure(self._conn, memory)
+
+    def erasures(self) -> list[erasure_queries.Erasure]:
+        return erasure_queries.erasures(self._conn)
 
     # -- reading ----------------------------------------------------------------------------
 
