@@ -33,6 +33,8 @@ from hivebrain.events.memory import (
     SPACES,
     MemoryDecayed,
     MemoryEdited,
+    MemoryEraseConfirmed,
+    MemoryErased,
     MemoryForgotten,
     MemoryMoved,
     MemoryReinforced,
@@ -264,6 +266,12 @@ PAYLOADS: dict[str, SearchStrategy[Payload]] = {
     ),
     MemoryReinforced.TYPE: st.builds(MemoryReinforced, amount=_amount),
     MemoryRestored.TYPE: st.builds(MemoryRestored, reason=_text),
+    MemoryErased.TYPE: st.builds(
+        MemoryErased,
+        content_hash=st.text("0123456789abcdef", min_size=64, max_size=64),
+        interactions=st.lists(entities(), max_size=3).map(tuple),
+    ),
+    MemoryEraseConfirmed.TYPE: st.builds(MemoryEraseConfirmed, messages=_count),
     MemoryStored.TYPE: _memory_stored,
     ReadingsAggregated.TYPE: _readings_aggregated(),
     ObservationWritten.TYPE: st.builds(
