@@ -173,6 +173,8 @@ class Node:
             while True:  # e.g. its port not free yet: keep trying, backing off
                 try:
                     await server.start()
+                    if self.join is not None:  # its leaves' sources are restarted once linked
+                        self.join.server_restarted()
                     break
                 except HivebrainError as exc:
                     log.error("nats_server.restart_failed", error=str(exc), retry_in=delay)

@@ -47,6 +47,7 @@ T = TypeVar("T")
 _V1_TOKENS = 9
 _V1_SEQ = 5
 _V2_SEQ = 7
+CONSUME_HEARTBEAT_S = 1.0  # see `Bus.consume`
 
 
 def stream_seq(reply: str) -> int:
@@ -147,6 +148,10 @@ class Bus:
 
         An ordered consumer: ephemeral, flow-controlled, and reset by nats-py on any gap, so
         the caller's stored position is the only state. Returns the subscription.
+
+        It lives in the server's memory: a restarted server (or a recreated mirror) has lost
+        it, and nats-py recreates it after two idle heartbeats without a message, so the
+        heartbeat is 1 s (nats-py's 5 s default left reads stalled 10-20 s after a restart).
         """
 
         async def on_msg(msg: Any) -> None:
@@ -156,7 +161,9 @@ class Bus:
             await handler(RawMessage(stream, seq, msg.subject, msg.data, msg.headers or {}))
 
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq)
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq),
+            idle_heartbeat=CONSUME_HEARTBEAT_S,
         )
         try:
             return await self.js.subscribe(

@@ -7,9 +7,12 @@
 - A leaf: `HIVE` mirrors the hub's `HIVE` (`$JS.<hub>.API`), so HIVE sequences are the same on
   every node.
 
-After a server restart, nats-server retries a stalled source or mirror only after ~40 s and has
-no setting for it (docs/leaf-topology.md). `restart_source` (remove, then re-add one source) and
-`restart_mirror` (recreate the mirror) make it resume at once, without loss or duplicates.
+A source or mirror whose consumer-create request went out while the link was down (a server
+restarted, a link that dropped) waits for that request's 30 s timeout and then a back-off of
+10 s per failure before nats-server tries again, and no setting changes it
+(docs/leaf-topology.md). `restart_source` (remove, then re-add one source) and `restart_mirror`
+(recreate the mirror) make it resume at once, without loss or duplicates; `sources` and
+`mirror_state` say which one is stalled (hivebrain/node/link.py decides when).
 """
 
 from __future__ import annotations
@@ -102,7 +105,14 @@ def source_leaf(source: dict[str, Any]) -> str | None:
 class SourceState:
     leaf: str | None  # None: the hub's own EVENTS
     lag: int
-    active_s: float | None  # seconds since the source last delivered; None if never
+    active_s: float | None  # seconds since the source last received anything; None if never
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorState:
+    last_seq: int  # of the leaf's HIVE
+    lag: int
+    active_s: float | None  # seconds since the mirror last received anything; None if never
 
 
 class Streams:
@@ -187,10 +197,21 @@ class Streams:
 
     async def mirror_lag(self) -> tuple[int, float | None]:
         """(messages behind, seconds since the mirror last delivered) of a leaf's HIVE."""
+        state = await self.mirror_state()
+        return (state.lag, state.active_s) if state else (0, None)
+
+    async def mirror_state(self) -> MirrorState | None:
+        """A leaf's HIVE mirror: its last sequence and how it moves; None without a mirror."""
         info = await self._info(HIVE_STREAM)
-        mirror = (info or {}).get("mirror") or {}
+        if info is None or not info.get("mirror"):
+            return None
+        mirror = info["mirror"]
         active = mirror.get("active", -1)
-        return int(mirror.get("lag", 0)), None if active is None or active < 0 else active / 1e9
+        return MirrorState(
+            last_seq=int(info["state"]["last_seq"]),
+            lag=int(mirror.get("lag", 0)),
+            active_s=None if active is None or active < 0 else active / 1e9,
+        )
 
     async def restart_mirror(self, leaf: str, hub: str) -> None:
         """Recreate a leaf's HIVE mirror: it copies the hub's HIVE again with the same sequence
