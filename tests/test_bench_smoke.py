@@ -84,7 +84,7 @@ def test_bench_peers_not_installed_are_named_and_skipped(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
-    stdout, report = bench(tmp_path, timeout=300)
+    stdout, report = bench(tmp_path, timeout=480)
     rows = (
         "| publish ",
         "| rebuild ",
