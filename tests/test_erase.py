@@ -13,6 +13,7 @@ import pytest
 from hive import Hive, Writer, wait_until
 from nodeproc import Cli
 
+from hivebrain.app.context import ToolCache
 from hivebrain.events import Event
 from hivebrain.events.embedding import EmbeddingComputed, content_hash
 from hivebrain.events.envelope import VersionRef
@@ -58,6 +59,9 @@ async def test_erase_reaches_every_node_and_leaves_no_trace(tmp_path: Path) -> N
         [kept] = await Writer(hub).write([MemoryStored(text=KEEP)])
         nodes = (hub, leaf1, leaf2)
         await wait_until(lambda: all(store(n).stats()["applied"] == 4 for n in nodes), 20)
+        assert hub.bus is not None
+        cache = await ToolCache(hub.bus, "hub").open()
+        await cache.put("memory_recall", {"query": "vault"}, {"results": [{"text": SECRET}]})
         # The text is there to be found before the erase (the search below is meaningful). Only
         # the servers' files while the nodes run: reading a SQLite file from this process would
         # drop the process's POSIX locks on it.

@@ -4,8 +4,9 @@ Deletes do not travel through sources and mirrors, so every node deletes from it
 and `HIVE` every message about the erased entities (the memory's events, its vectors, the
 interactions the erase names; the erase and its receipts stay, they hold no text). JetStream's
 message delete overwrites the stored bytes. Then the projection forgets the deleted events' ids
-and is scrubbed (`ProjectionStore.scrub_erased`), and the node publishes its receipt,
-`memory.erase_confirmed`, once.
+and is scrubbed (`ProjectionStore.scrub_erased`), the node's tool cache (whose recall results
+may quote the text) is emptied, and the node publishes its receipt, `memory.erase_confirmed`,
+once.
 
 It runs for every erase the projection applies, for every late copy the projection dropped (a
 node that was cut off sends its copies when it returns: each node deletes them as they
@@ -32,6 +33,7 @@ from hivebrain.projections.erasure_queries import Erasure
 from hivebrain.projections.store import ProjectionStore
 from hivebrain.transport.bus import Bus
 from hivebrain.transport.event_writer import EventWriter, Stamps
+from hivebrain.transport.topology import CACHE_BUCKET
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +123,9 @@ class Eraser:
         self.deleted += len(ids)
         log.info("erase.done", memory=memory, messages=len(ids))
         if self.node not in erasure.confirmed:
+            # Cached tool outputs (recall results) may quote the text: the cache is dropped.
+            with contextlib.suppress(NotFoundError):
+                await self._bus.js.purge_stream(f"KV_{CACHE_BUCKET}")
             publisher = await self._bus.publisher()
             try:
                 writer = EventWriter(self.node, self._clock, publisher)

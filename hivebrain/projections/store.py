@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from hivebrain.errors import ProjectionError
 from hivebrain.events.clock import MAX_CLOCK_JUMP
 
@@ -36,6 +38,9 @@ __all__ = [
     "SqliteClockStore",
     "VectorHit",
 ]
+
+
+log = structlog.get_logger(__name__)
 
 
 class ProjectionStore(BatchApplier):
@@ -75,8 +80,9 @@ class ProjectionStore(BatchApplier):
     def scrub_erased(self, event_ids: Sequence[str]) -> None:
         """After an erase whose messages were deleted from the streams: forget those events'
         ids and dead letters, merge the keyword indexes (dropping the erased memories'
-        terms), drop the vector index files, and checkpoint the WAL into the database file
-        and truncate it; with secure_delete on, so the freed bytes are zeroed."""
+        terms), drop the vector index files, then VACUUM (an update leaves the old bytes of a
+        row in its page's free space, which only a rewrite of the file removes) and truncate
+        the WAL; with secure_delete on, so the freed bytes are zeroed."""
         self._conn.execute("PRAGMA secure_delete = ON")
         try:
             with self._transaction() as conn:
@@ -89,6 +95,10 @@ class ProjectionStore(BatchApplier):
                 for fts in ("memories_fts", "memories_forgotten_fts"):
                     conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
             self.vectors.invalidate()
+            try:
+                self._conn.execute("VACUUM")
+            except sqlite_errors() as exc:  # e.g. a read in progress on this connection
+                log.warning("projection.vacuum_failed", error=str(exc))
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite_errors() as exc:
